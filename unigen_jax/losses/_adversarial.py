@@ -161,12 +161,13 @@ def importance_weights(fake_logits: Array, *, axis_name: Optional[str] = None):
     stop-gradient'ed here; :func:`generator_loss_importance_weighted` does that.
   """
   _utils.check_batch_vector("fake_logits", fake_logits)
-  local_max = jnp.max(fake_logits)
+  # The shift only keeps exp() finite: the weights do not depend on it, so it is held
+  # constant (pmax also has no differentiation rule).
+  local_max = jax.lax.stop_gradient(jnp.max(fake_logits))
   if axis_name is None:
     global_max = local_max
   else:
     global_max = jax.lax.pmax(local_max, axis_name)
-  # Subtracting the max keeps exp() finite for logits of any size.
   unnormalised = jnp.exp(fake_logits - global_max)
   total = jnp.sum(unnormalised)
   if axis_name is not None:

@@ -1,0 +1,223 @@
+"""Variants trained in the sleep-phase KL direction: GAN, IWGAN, CGAN, IW-CGAN, InfoGAN, ADA, AAE.
+
+All GAN-family variants share the module names ``generator`` and
+``discriminator``: GAN and IWGAN have identical parameter pytrees and differ in
+one line, the generator objective.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from unigen_jax import distributions
+from unigen_jax import losses
+from unigen_jax.variants import _specs
+from unigen_jax.variants._core import Context, Player, Variant
+
+sg = jax.lax.stop_gradient
+
+GENERATOR_OBJECTIVES = {
+    "nonsaturating": losses.generator_loss_nonsaturating,
+    "minimax": losses.generator_loss_minimax,
+    "importance_weighted": losses.generator_loss_importance_weighted,
+}
+
+
+def _generate(ctx: Context, n: int, conditional: bool):
+  labels = _specs.random_labels(ctx, n) if conditional else None
+  z = ctx.normal((n, ctx.cfg.latent_dim))
+  args = (z, labels) if conditional else (z,)
+  return jax.nn.sigmoid(ctx.apply("generator", *args)), labels
+
+
+def _discriminate(ctx: Context, x, labels, conditional: bool):
+  return ctx.apply("discriminator", x, labels) if conditional else ctx.apply("discriminator", x)
+
+
+def gan_losses(objective: str, conditional: bool):
+  """(discriminator loss, generator loss) of a GAN / CGAN with the given generator objective."""
+
+  def discriminator(ctx: Context, batch):
+    real = batch["image"]
+    fake, fake_labels = _generate(ctx, real.shape[0], conditional)
+    real_logits = _discriminate(ctx, real, batch.get("label"), conditional)
+    fake_logits = _discriminate(ctx, sg(fake), fake_labels, conditional)
+    loss = losses.discriminator_loss(real_logits, fake_logits)
+    return loss, {"d_real": _specs.mean_sigmoid(real_logits),
+                  "d_fake": _specs.mean_sigmoid(fake_logits)}
+
+  def generator(ctx: Context, batch):
+    fake, fake_labels = _generate(ctx, batch["image"].shape[0], conditional)
+    fake_logits = _discriminate(ctx, fake, fake_labels, conditional)
+    metrics = {}
+    if objective == "importance_weighted":
+      loss = losses.generator_loss_importance_weighted(fake_logits, axis_name=ctx.axis_name)
+      _, ess = losses.importance_weights(fake_logits, axis_name=ctx.axis_name)
+      metrics["iw_ess"] = ess
+    else:
+      loss = GENERATOR_OBJECTIVES[objective](fake_logits)
+    return loss, metrics
+
+  return discriminator, generator
+
+
+def gan_variant(name: str, description: str, objective: str, conditional: bool) -> Variant:
+  disc_loss, gen_loss = gan_losses(objective, conditional)
+  return Variant(
+      name=name, description=description, family="adversarial",
+      modules={"generator": _specs.generator(conditional),
+               "discriminator": _specs.discriminator(conditional)},
+      players=(Player("discriminator", ("discriminator",), disc_loss),
+               Player("generator", ("generator",), gen_loss)),
+      batch_keys=("image", "label") if conditional else ("image",),
+      defaults=_specs.GAN_DEFAULTS,
+      sampler=_specs.sample_from("generator", conditional), conditional=conditional)
+
+
+# --- InfoGAN (Eq. 9) -------------------------------------------------------
+
+def _infogan_codes(ctx: Context, n: int, categories=None):
+  cfg = ctx.cfg
+  if categories is None:
+    categories = ctx.randint((n,), cfg.infogan_categories)
+  continuous = ctx.uniform((n, cfg.infogan_continuous), -1.0, 1.0)
+  noise = ctx.normal((n, cfg.latent_dim))
+  z = jnp.concatenate([noise, jax.nn.one_hot(categories, cfg.infogan_categories), continuous], -1)
+  return z, categories, continuous
+
+
+def _infogan_code_loss(ctx: Context, cat_logits, cont_mean, categories, continuous):
+  cfg = ctx.cfg
+  cat = losses.infogan_categorical_code_loss(cat_logits, categories)
+  cont = losses.infogan_gaussian_code_loss(cont_mean, jnp.zeros_like(cont_mean), continuous)
+  return cfg.infogan_weight * cat + cfg.infogan_continuous_weight * cont, cat
+
+
+def _infogan_discriminator(ctx: Context, batch):
+  real = batch["image"]
+  z, categories, continuous = _infogan_codes(ctx, real.shape[0])
+  fake = sg(jax.nn.sigmoid(ctx.apply("generator", z)))
+  real_logits, _, _ = ctx.apply("discriminator", real)
+  fake_logits, cat_logits, cont_mean = ctx.apply("discriminator", fake)
+  info, cat = _infogan_code_loss(ctx, cat_logits, cont_mean, categories, continuous)
+  loss = losses.discriminator_loss(real_logits, fake_logits) + info
+  return loss, {"d_real": _specs.mean_sigmoid(real_logits),
+                "d_fake": _specs.mean_sigmoid(fake_logits), "info_categorical_nll": cat}
+
+
+def _infogan_generator(ctx: Context, batch):
+  z, categories, continuous = _infogan_codes(ctx, batch["image"].shape[0])
+  fake_logits, cat_logits, cont_mean = ctx.apply("discriminator",
+                                                 jax.nn.sigmoid(ctx.apply("generator", z)))
+  info, _ = _infogan_code_loss(ctx, cat_logits, cont_mean, categories, continuous)
+  return losses.generator_loss_nonsaturating(fake_logits) + info, {}
+
+
+def _infogan_sampler(ctx: Context, n: int, labels=None):
+  z, _, _ = _infogan_codes(ctx, n, categories=labels)
+  return jax.nn.sigmoid(ctx.apply("generator", z))
+
+
+INFOGAN = Variant(
+    name="infogan",
+    description="InfoGAN (Eq. 9): GAN plus a code head q(c|x) on the discriminator, "
+                "mutual-information term on generated samples",
+    family="adversarial",
+    modules={"generator": _specs.generator(
+                 extra_inputs=lambda cfg: cfg.infogan_categories + cfg.infogan_continuous),
+             "discriminator": _specs.infogan_discriminator()},
+    players=(Player("discriminator", ("discriminator",), _infogan_discriminator),
+             Player("generator", ("generator",), _infogan_generator)),
+    defaults=dict(_specs.GAN_DEFAULTS, latent_dim=62),
+    sampler=_infogan_sampler, conditional=True)
+
+
+# --- Adversarial domain adaptation (Eqs. 1-2) ------------------------------
+
+def _ada_features(ctx: Context, batch):
+  source_features = ctx.apply("feature_extractor", batch["image"])
+  target_features = ctx.apply("feature_extractor", batch["target_image"])
+  class_logits = ctx.apply("label_classifier", source_features)
+  ce = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(class_logits),
+                                     batch["label"][:, None], axis=1))
+  adv = losses.ada_feature_extractor_loss(ctx.apply("domain_discriminator", source_features),
+                                          ctx.apply("domain_discriminator", target_features))
+  accuracy = jnp.mean(jnp.argmax(class_logits, -1) == batch["label"])
+  return ce + ctx.cfg.adversarial_weight * adv, {"source_ce": ce, "source_accuracy": accuracy}
+
+
+def _ada_domain(ctx: Context, batch):
+  source_logits = ctx.apply("domain_discriminator",
+                            sg(ctx.apply("feature_extractor", batch["image"])))
+  target_logits = ctx.apply("domain_discriminator",
+                            sg(ctx.apply("feature_extractor", batch["target_image"])))
+  loss = losses.ada_discriminator_loss(source_logits, target_logits)
+  return loss, {"d_source": _specs.mean_sigmoid(source_logits),
+                "d_target": _specs.mean_sigmoid(target_logits)}
+
+
+ADA = Variant(
+    name="ada",
+    description="Adversarial domain adaptation (Eqs. 1-2): domain discriminator vs feature "
+                "extractor with domain labels flipped on both domains",
+    family="adversarial",
+    modules={"feature_extractor": _specs.feature_extractor(128),
+             "label_classifier": _specs.vector_mlp(lambda cfg: 128, lambda cfg: cfg.num_classes),
+             "domain_discriminator": _specs.vector_mlp(lambda cfg: 128)},
+    players=(Player("domain_discriminator", ("domain_discriminator",), _ada_domain),
+             Player("features", ("feature_extractor", "label_classifier"), _ada_features)),
+    batch_keys=("image", "label", "target_image"),
+    defaults=dict(_specs.GAN_DEFAULTS, latent_dim=1))
+
+
+# --- Adversarial autoencoder -----------------------------------------------
+
+def _encode_sample(ctx: Context, x):
+  mean, log_var = ctx.apply("encoder", x)
+  return mean + jnp.exp(0.5 * log_var) * ctx.normal(mean.shape)
+
+
+def _aae_autoencoder(ctx: Context, batch):
+  x = batch["image"]
+  z = _encode_sample(ctx, x)
+  recon = -jnp.mean(distributions.bernoulli_log_prob(x, ctx.apply("decoder", z)))
+  adv = losses.aae_encoder_loss(ctx.apply("code_discriminator", z))
+  return recon + ctx.cfg.adversarial_weight * adv, {"reconstruction_nll": recon}
+
+
+def _aae_code_discriminator(ctx: Context, batch):
+  z_posterior = sg(_encode_sample(ctx, batch["image"]))
+  z_prior = ctx.normal(z_posterior.shape)
+  prior_logits = ctx.apply("code_discriminator", z_prior)
+  posterior_logits = ctx.apply("code_discriminator", z_posterior)
+  loss = losses.aae_discriminator_loss(prior_logits, posterior_logits)
+  return loss, {"d_prior": _specs.mean_sigmoid(prior_logits),
+                "d_posterior": _specs.mean_sigmoid(posterior_logits)}
+
+
+AAE = Variant(
+    name="aae",
+    description="Adversarial autoencoder: reconstruction plus a code-space GAN against p(z)",
+    family="adversarial",
+    modules={"encoder": _specs.encoder(), "decoder": _specs.generator(),
+             "code_discriminator": _specs.vector_mlp(lambda cfg: cfg.latent_dim)},
+    players=(Player("code_discriminator", ("code_discriminator",), _aae_code_discriminator),
+             Player("autoencoder", ("encoder", "decoder"), _aae_autoencoder)),
+    defaults=_specs.VAE_DEFAULTS,
+    sampler=_specs.sample_from("decoder", False))
+
+
+VARIANTS = [
+    gan_variant("gan", "GAN, non-saturating generator (Eqs. 3-6, Lemma 1)",
+                "nonsaturating", conditional=False),
+    gan_variant("gan_minimax", "GAN, minimax (saturating) generator (Eq. 3)",
+                "minimax", conditional=False),
+    gan_variant("iwgan", "Importance-weighted GAN (Eq. 16): generator gradients weighted by "
+                "softmax of discriminator logits", "importance_weighted", conditional=False),
+    gan_variant("cgan", "Conditional GAN: label-conditioned generator and discriminator",
+                "nonsaturating", conditional=True),
+    gan_variant("iwcgan", "Importance-weighted conditional GAN (Eq. 16 with D(x, y))",
+                "importance_weighted", conditional=True),
+    INFOGAN, ADA, AAE,
+]

@@ -1,0 +1,281 @@
+"""Declarations of model variants: players, their losses, optimizers and schedule.
+
+A *variant* (GAN, IWGAN, VAE, AA-VAE, ...) is a declaration, not a training loop:
+
+* ``modules``: named networks (``ModuleSpec``), each with its own parameters in
+  ``state.params[name]``. Variants that share a network share its name, so GAN
+  and IWGAN have identical pytrees and AA-VAE is VAE plus a ``discriminator``.
+* ``players``: parameter groups that minimise one loss each (``Player``). A
+  loss is a function ``loss(ctx, batch) -> (scalar, metrics)`` written with
+  :mod:`unigen_jax.losses`; ``ctx`` (a ``Context``) applies networks with the
+  current parameters and batch statistics and draws random numbers.
+* ``schedule``: ``'alternating'`` (players update in order, each seeing the
+  previous players' new parameters, as in DCGAN) or ``'simultaneous'`` (every
+  gradient is taken at the same parameters).
+
+The compiled update step in :mod:`unigen_jax.train_step` serves all variants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+Array = jax.Array
+Batch = Mapping[str, Array]
+LossFn = Callable[["Context", Batch], tuple[Array, dict]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Hyperparameters of the networks and the losses. ``None`` means the variant's default.
+
+  Attributes:
+    image_shape: ``(H, W, C)`` of the data.
+    num_classes: number of labels (conditional and semi-supervised variants).
+    architecture: ``'dcgan'`` (the paper's) or ``'mlp'``.
+    width: DCGAN base width (64 in the paper).
+    hidden: MLP hidden sizes, and the sizes of small vector MLPs.
+    latent_dim: size of z (GAN family default 100, VAE family 20).
+    optimizer: ``'adam'`` (default) or ``'sgd'`` (plain gradient descent, e.g. to compare
+      numerics: Adam's ``g / (|g| + eps)`` amplifies rounding in near-zero gradients).
+    learning_rate, b1, b2: Adam (GANs: 2e-4, 0.5, 0.999 as in DCGAN; VAEs: 1e-3, 0.9, 0.999).
+    num_importance_samples: IWAE's K.
+    fake_weight: weight of generated samples in the AA-VAE family (Eq. 17).
+    svae_alpha: weight of the M2 classification term.
+    infogan_categories, infogan_continuous: InfoGAN codes (10 and 2 on MNIST).
+    infogan_weight, infogan_continuous_weight: weights of the InfoGAN terms.
+    adversarial_weight: weight of the adversarial term in ADA and AAE.
+    dtype: compute dtype of the networks (``'float32'`` or ``'bfloat16'``).
+  """
+  image_shape: tuple = (28, 28, 1)
+  num_classes: int = 10
+  architecture: str = "dcgan"
+  width: int = 64
+  hidden: tuple = (500,)
+  latent_dim: Optional[int] = None
+  optimizer: str = "adam"
+  learning_rate: Optional[float] = None
+  b1: Optional[float] = None
+  b2: float = 0.999
+  num_importance_samples: int = 5
+  fake_weight: float = 1.0
+  svae_alpha: float = 1.0
+  infogan_categories: int = 10
+  infogan_continuous: int = 2
+  infogan_weight: float = 1.0
+  infogan_continuous_weight: float = 0.1
+  adversarial_weight: float = 1.0
+  dtype: str = "float32"
+
+  def __post_init__(self):
+    object.__setattr__(self, "image_shape", tuple(int(d) for d in self.image_shape))
+    object.__setattr__(self, "hidden", tuple(int(d) for d in self.hidden))
+    if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+      raise ValueError(f"image_shape must be (height, width, channels), got {self.image_shape}.")
+    if self.architecture not in ("dcgan", "mlp"):
+      raise ValueError(f"architecture={self.architecture!r}; use 'dcgan' or 'mlp'.")
+    if self.optimizer not in ("adam", "sgd"):
+      raise ValueError(f"optimizer={self.optimizer!r}; use 'adam' or 'sgd'.")
+    if self.dtype not in ("float32", "bfloat16"):
+      raise ValueError(f"dtype={self.dtype!r}; use 'float32' or 'bfloat16'.")
+    for name in ("num_classes", "width", "num_importance_samples", "infogan_categories"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+    for name in ("latent_dim",):
+      if getattr(self, name) is not None and getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+    if self.learning_rate is not None and not self.learning_rate > 0:
+      raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+
+  @property
+  def compute_dtype(self):
+    return jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32
+
+  def replace(self, **kwargs) -> "ModelConfig":
+    return dataclasses.replace(self, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleSpec:
+  """A named network: how to build it and example inputs to initialise it.
+
+  ``build(cfg, bn_axis_name)`` returns a Linen module whose ``__call__`` takes
+  ``train=`` as a keyword; ``example_inputs(cfg)`` returns the positional
+  inputs for ``init`` (batch of 2).
+  """
+  build: Callable[[ModelConfig, Optional[str]], nn.Module]
+  example_inputs: Callable[[ModelConfig], tuple]
+
+
+@dataclasses.dataclass(frozen=True)
+class Player:
+  """A parameter group minimising one loss.
+
+  Attributes:
+    name: used in metrics (``'<name>/loss'``) and optimizer states.
+    modules: names of the networks whose parameters this player updates. Each
+      network belongs to exactly one player.
+    loss: ``loss(ctx, batch) -> (scalar, metrics)``.
+    steps: updates of this player per train step.
+  """
+  name: str
+  modules: tuple
+  loss: LossFn
+  steps: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """A model of the paper as a declaration (see the module docstring).
+
+  Attributes:
+    name: registry key.
+    description: one line, with the paper equation.
+    family: ``'adversarial'``, ``'variational'`` or ``'symmetric'``.
+    modules: ``{name: ModuleSpec}``.
+    players: update order for the alternating schedule.
+    batch_keys: keys the batch must hold (``'image'`` always; ``'label'`` for
+      conditional variants, ``'unlabelled_image'`` for semi-supervised ones,
+      ``'target_image'`` for domain adaptation).
+    defaults: ``ModelConfig`` fields used where the config says ``None``.
+    schedule: ``'alternating'`` or ``'simultaneous'``.
+    sampler: ``sampler(ctx, n, labels) -> images [n, H, W, C]`` in [0, 1], or
+      None for variants that do not generate.
+    conditional: whether ``sampler`` uses labels (one grid row per class).
+  """
+  name: str
+  description: str
+  family: str
+  modules: Mapping[str, ModuleSpec]
+  players: Sequence[Player]
+  batch_keys: tuple = ("image",)
+  defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  schedule: str = "alternating"
+  sampler: Optional[Callable] = None
+  conditional: bool = False
+
+  def __post_init__(self):
+    owners = {}
+    for player in self.players:
+      for module in player.modules:
+        if module not in self.modules:
+          raise ValueError(f"variant {self.name!r}: player {player.name!r} updates unknown "
+                           f"module {module!r}; modules are {sorted(self.modules)}.")
+        if module in owners:
+          raise ValueError(f"variant {self.name!r}: module {module!r} is updated by both "
+                           f"{owners[module]!r} and {player.name!r}; give it one owner.")
+        owners[module] = player.name
+    if self.schedule not in ("alternating", "simultaneous"):
+      raise ValueError(f"schedule={self.schedule!r}; use 'alternating' or 'simultaneous'.")
+
+  def resolve(self, cfg: ModelConfig) -> ModelConfig:
+    """Fills the config's ``None`` fields from this variant's defaults."""
+    updates = {k: v for k, v in self.defaults.items() if getattr(cfg, k, None) is None}
+    return cfg.replace(**updates)
+
+  def optimizer(self, cfg: ModelConfig, player: Player) -> optax.GradientTransformation:
+    del player  # one optimizer family for all players; override per variant if needed
+    if cfg.optimizer == "sgd":
+      return optax.sgd(cfg.learning_rate)
+    return optax.adam(cfg.learning_rate, b1=cfg.b1, b2=cfg.b2)
+
+  def check_batch(self, batch: Batch, cfg: ModelConfig) -> None:
+    """Raises one clear error for a batch this variant cannot use."""
+    if not isinstance(batch, Mapping):
+      raise TypeError(f"a batch is a dict of arrays with keys {self.batch_keys}, got {type(batch).__name__}.")
+    missing = [k for k in self.batch_keys if k not in batch]
+    if missing:
+      hint = ""
+      if "label" in missing:
+        hint = " It is a conditional variant: use a labelled dataset (mnist, fashion_mnist, ...)."
+      if "unlabelled_image" in missing:
+        hint = " It is semi-supervised: set the data config's num_labelled to split the data."
+      if "target_image" in missing:
+        hint = " It adapts between domains: the data config must give a target domain."
+      raise ValueError(f"variant {self.name!r} needs batch keys {list(self.batch_keys)}, "
+                       f"missing {missing}.{hint}")
+    for key in self.batch_keys:
+      if key.endswith("image"):
+        shape = tuple(jnp.shape(batch[key])[1:])
+        if shape != cfg.image_shape:
+          raise ValueError(
+              f"batch[{key!r}] has images of shape {shape} but the model is built for "
+              f"image_shape={cfg.image_shape}; set model.image_shape to the dataset's "
+              "(H, W, C) with channels last.")
+    if "label" in self.batch_keys:
+      if jnp.shape(batch["label"]) != jnp.shape(batch["image"])[:1]:
+        raise ValueError(f"batch['label'] must have shape [batch] = {jnp.shape(batch['image'])[:1]}, "
+                         f"got {jnp.shape(batch['label'])}.")
+
+
+class Context:
+  """What a player's loss sees: networks bound to the current parameters, and RNG.
+
+  ``apply`` threads batch statistics functionally (updated in ``batch_stats``
+  when ``train``). Random draws (``normal``, ``uniform``, ``randint``,
+  ``bernoulli``) take the *local* batch shape; inside ``shard_map`` they are
+  slices of the draw for the global batch, so a sharded step sees the same
+  random numbers as a single-device step on the whole batch.
+  """
+
+  def __init__(self, variant: Variant, cfg: ModelConfig, modules: Mapping[str, nn.Module],
+               params: Mapping[str, Any], batch_stats: Mapping[str, Any], key: Array, *,
+               train: bool = True, axis_name: Optional[str] = None, num_shards: int = 1):
+    self.variant = variant
+    self.cfg = cfg
+    self.modules = modules
+    self.params = params
+    self.batch_stats = dict(batch_stats)
+    self.train = train
+    self.axis_name = axis_name
+    self.num_shards = num_shards
+    self._key = key
+    self._draws = 0
+
+  def apply(self, name: str, *args, **kwargs):
+    variables = {"params": self.params[name]}
+    stats = self.batch_stats.get(name)
+    if stats:
+      variables["batch_stats"] = stats
+      if self.train:
+        out, updated = self.modules[name].apply(variables, *args, train=True,
+                                                mutable=["batch_stats"], **kwargs)
+        self.batch_stats[name] = updated["batch_stats"]
+        return out
+    return self.modules[name].apply(variables, *args, train=self.train, **kwargs)
+
+  def next_key(self) -> Array:
+    self._draws += 1
+    return jax.random.fold_in(self._key, self._draws)
+
+  def _draw(self, sample_fn, shape, axis=0):
+    """Draws ``shape`` (local) as a slice of the global draw along ``axis``."""
+    key = self.next_key()
+    if self.axis_name is None:
+      return sample_fn(key, tuple(shape))
+    shape = list(shape)
+    local = shape[axis]
+    shape[axis] = local * self.num_shards
+    full = sample_fn(key, tuple(shape))
+    start = jax.lax.axis_index(self.axis_name) * local
+    return jax.lax.dynamic_slice_in_dim(full, start, local, axis=axis)
+
+  def normal(self, shape, axis=0):
+    return self._draw(lambda k, s: jax.random.normal(k, s), shape, axis)
+
+  def uniform(self, shape, minval=0.0, maxval=1.0, axis=0):
+    return self._draw(lambda k, s: jax.random.uniform(k, s, minval=minval, maxval=maxval),
+                      shape, axis)
+
+  def randint(self, shape, maxval, axis=0):
+    return self._draw(lambda k, s: jax.random.randint(k, s, 0, maxval), shape, axis)
+
+  def bernoulli(self, probs, axis=0):
+    u = self.uniform(probs.shape, axis=axis)
+    return (u < probs).astype(probs.dtype)

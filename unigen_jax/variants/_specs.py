@@ -1,0 +1,113 @@
+"""``ModuleSpec``s of the networks the variants are built from, and shared sampling code."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from unigen_jax import models
+from unigen_jax.variants._core import Context, ModelConfig, ModuleSpec
+
+GAN_DEFAULTS = dict(latent_dim=100, learning_rate=2e-4, b1=0.5)  # DCGAN (Radford et al.)
+VAE_DEFAULTS = dict(latent_dim=20, learning_rate=1e-3, b1=0.9)
+
+
+def _common(cfg: ModelConfig, axis_name, conditional: bool):
+  return dict(image_shape=cfg.image_shape, architecture=cfg.architecture, width=cfg.width,
+              hidden=cfg.hidden, num_classes=cfg.num_classes if conditional else None,
+              bn_axis_name=axis_name, dtype=cfg.compute_dtype)
+
+
+def _images(cfg):
+  return jnp.zeros((2,) + cfg.image_shape, jnp.float32)
+
+
+def _labels(conditional):
+  return (jnp.zeros((2,), jnp.int32),) if conditional else ()
+
+
+def generator(conditional: bool = False, extra_inputs=lambda cfg: 0) -> ModuleSpec:
+  """GAN generator / VAE decoder; ``extra_inputs(cfg)`` widens z (InfoGAN codes)."""
+  return ModuleSpec(
+      build=lambda cfg, ax: models.Generator(**_common(cfg, ax, conditional)),
+      example_inputs=lambda cfg: (jnp.zeros((2, cfg.latent_dim + extra_inputs(cfg))),)
+      + _labels(conditional))
+
+
+def discriminator(conditional: bool = False) -> ModuleSpec:
+  return ModuleSpec(
+      build=lambda cfg, ax: models.Discriminator(**_common(cfg, ax, conditional)),
+      example_inputs=lambda cfg: (_images(cfg),) + _labels(conditional))
+
+
+def infogan_discriminator() -> ModuleSpec:
+  return ModuleSpec(
+      build=lambda cfg, ax: models.InfoGANDiscriminator(
+          **_common(cfg, ax, False), num_categories=cfg.infogan_categories,
+          num_continuous=cfg.infogan_continuous),
+      example_inputs=lambda cfg: (_images(cfg),))
+
+
+def encoder(conditional: bool = False) -> ModuleSpec:
+  return ModuleSpec(
+      build=lambda cfg, ax: models.Encoder(**_common(cfg, ax, conditional),
+                                           latent_dim=cfg.latent_dim),
+      example_inputs=lambda cfg: (_images(cfg),) + _labels(conditional))
+
+
+def classifier() -> ModuleSpec:
+  return ModuleSpec(
+      build=lambda cfg, ax: models.Classifier(**_common(cfg, ax, False),
+                                              num_outputs=cfg.num_classes),
+      example_inputs=lambda cfg: (_images(cfg),))
+
+
+def implicit_encoder() -> ModuleSpec:
+  return ModuleSpec(
+      build=lambda cfg, ax: models.ImplicitEncoder(**_common(cfg, ax, False),
+                                                   latent_dim=cfg.latent_dim,
+                                                   noise_dim=cfg.latent_dim),
+      example_inputs=lambda cfg: (_images(cfg), jnp.zeros((2, cfg.latent_dim))))
+
+
+def joint_discriminator() -> ModuleSpec:
+  return ModuleSpec(
+      build=lambda cfg, ax: models.JointDiscriminator(**_common(cfg, ax, False)),
+      example_inputs=lambda cfg: (_images(cfg), jnp.zeros((2, cfg.latent_dim))))
+
+
+def vector_mlp(input_dim, num_outputs=lambda cfg: 1) -> ModuleSpec:
+  """MLP on vectors of size ``input_dim(cfg)`` (code discriminator, domain discriminator, heads)."""
+  return ModuleSpec(
+      build=lambda cfg, ax: models.CodeMLP(hidden=(256, 256), num_outputs=num_outputs(cfg)),
+      example_inputs=lambda cfg: (jnp.zeros((2, input_dim(cfg))),))
+
+
+def feature_extractor(feature_dim: int = 128) -> ModuleSpec:
+  return ModuleSpec(
+      build=lambda cfg, ax: models.FeatureExtractor(**_common(cfg, ax, False),
+                                                    feature_dim=feature_dim),
+      example_inputs=lambda cfg: (_images(cfg),))
+
+
+# --- shared pieces of losses and samplers ---------------------------------
+
+def random_labels(ctx: Context, n: int):
+  return ctx.randint((n,), ctx.cfg.num_classes)
+
+
+def sample_from(module: str, conditional: bool):
+  """A sampler ``(ctx, n, labels) -> images`` decoding z ~ N(0, I) with ``module``."""
+
+  def sampler(ctx: Context, n: int, labels=None):
+    z = ctx.normal((n, ctx.cfg.latent_dim))
+    if conditional and labels is None:
+      labels = random_labels(ctx, n)
+    args = (z, labels) if conditional else (z,)
+    return jax.nn.sigmoid(ctx.apply(module, *args))
+
+  return sampler
+
+
+def mean_sigmoid(logits):
+  return jnp.mean(jax.nn.sigmoid(logits))

@@ -1,0 +1,223 @@
+"""Variants trained in the wake-phase KL direction: VAE, IWAE, CVAE, SVAE (M2), the AA
+models of Eq. 17, and wake-sleep (Eq. 14).
+
+All share the module names ``encoder`` and ``decoder`` (the decoder is a GAN
+generator network); the AA models add a ``discriminator`` (a GAN discriminator
+network) and an extra player that trains it on real versus generated samples.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from unigen_jax import distributions
+from unigen_jax import losses
+from unigen_jax.variants import _specs
+from unigen_jax.variants._core import Context, Player, Variant
+
+sg = jax.lax.stop_gradient
+
+
+def _apply(ctx: Context, name: str, inputs, labels):
+  return ctx.apply(name, inputs, labels) if labels is not None else ctx.apply(name, inputs)
+
+
+def negative_elbo_terms(ctx: Context, x, labels=None):
+  """Per-example (negative ELBO, log-likelihood, KL) through encoder and decoder (Eq. 11)."""
+  mean, log_var = _apply(ctx, "encoder", x, labels)
+  z = mean + jnp.exp(0.5 * log_var) * ctx.normal(mean.shape)
+  log_likelihood = distributions.bernoulli_log_prob(x, _apply(ctx, "decoder", z, labels))
+  kl = distributions.kl_diag_gaussian_standard_normal(mean, log_var)
+  neg_elbo = losses.negative_elbo(log_likelihood, mean, log_var, reduction="none")
+  return neg_elbo, log_likelihood, kl
+
+
+def _elbo_metrics(neg_elbo, log_likelihood, kl):
+  return {"elbo": -jnp.mean(neg_elbo), "reconstruction_nll": -jnp.mean(log_likelihood),
+          "kl": jnp.mean(kl)}
+
+
+def vae_loss(conditional: bool):
+  def loss(ctx: Context, batch):
+    terms = negative_elbo_terms(ctx, batch["image"], batch["label"] if conditional else None)
+    return jnp.mean(terms[0]), _elbo_metrics(*terms)
+  return loss
+
+
+def _iwae_loss(ctx: Context, batch):
+  x = batch["image"]
+  k = ctx.cfg.num_importance_samples
+  mean, log_var = ctx.apply("encoder", x)
+  z = mean + jnp.exp(0.5 * log_var) * ctx.normal((k,) + mean.shape, axis=1)  # [K, B, D]
+  logits = ctx.apply("decoder", z.reshape((-1, z.shape[-1])))
+  logits = logits.reshape((k,) + x.shape)
+  log_likelihood = distributions.bernoulli_log_prob(jnp.broadcast_to(x, logits.shape), logits,
+                                                    event_ndims=len(x.shape) - 1)
+  log_weights = losses.iwae_log_weights(log_likelihood, z, mean, log_var)
+  loss = losses.iwae_negative_bound(log_weights)
+  elbo = jnp.mean(log_weights)  # the K single-sample ELBO estimates, averaged
+  return loss, {"iwae_bound": -loss, "elbo": elbo}
+
+
+# --- Semi-supervised VAE (M2) ---------------------------------------------
+
+def _svae_terms(ctx: Context, batch):
+  """Per-example M2 labelled and unlabelled losses, and the classification term."""
+  num_classes = ctx.cfg.num_classes
+  x_lab, y_lab = batch["image"], batch["label"]
+  x_unl = batch["unlabelled_image"]
+  lab_nelbo, _, _ = negative_elbo_terms(ctx, x_lab, y_lab)
+  labelled = losses.semi_supervised_labelled_loss(lab_nelbo, y_lab, num_classes=num_classes,
+                                                  reduction="none")
+  # Every unlabelled example with every label: [B_u * C] through the networks at once.
+  n_unl = x_unl.shape[0]
+  x_rep = jnp.repeat(x_unl, num_classes, axis=0)
+  y_rep = jnp.tile(jnp.arange(num_classes), n_unl)
+  rep_nelbo, _, _ = negative_elbo_terms(ctx, x_rep, y_rep)
+  cls_unl = ctx.apply("classifier", x_unl)
+  unlabelled = losses.semi_supervised_unlabelled_loss(
+      rep_nelbo.reshape((n_unl, num_classes)), cls_unl, reduction="none")
+  cls_lab = ctx.apply("classifier", x_lab)
+  classification = losses.semi_supervised_classification_loss(cls_lab, y_lab,
+                                                              alpha=ctx.cfg.svae_alpha)
+  metrics = {"labelled_elbo": -jnp.mean(labelled), "unlabelled_elbo": -jnp.mean(unlabelled),
+             "train_accuracy": jnp.mean(jnp.argmax(cls_lab, -1) == y_lab)}
+  return labelled, unlabelled, classification, metrics
+
+
+def _svae_loss(ctx: Context, batch):
+  labelled, unlabelled, classification, metrics = _svae_terms(ctx, batch)
+  return jnp.mean(labelled) + jnp.mean(unlabelled) + classification, metrics
+
+
+# --- Adversary-activated models (Eq. 17) ------------------------------------
+
+def _generated(ctx: Context, n: int, conditional: bool):
+  """Samples of the current decoder, held fixed (p_theta0 in Eq. 17)."""
+  labels = _specs.random_labels(ctx, n) if conditional else None
+  z = ctx.normal((n, ctx.cfg.latent_dim))
+  return sg(jax.nn.sigmoid(_apply(ctx, "decoder", z, labels))), labels
+
+
+def aa_vae_loss(conditional: bool):
+  def loss(ctx: Context, batch):
+    x = batch["image"]
+    labels = batch["label"] if conditional else None
+    fake, fake_labels = _generated(ctx, x.shape[0], conditional)  # as many fake as real
+    real_terms = negative_elbo_terms(ctx, x, labels)
+    fake_nelbo, _, _ = negative_elbo_terms(ctx, fake, fake_labels)
+    real_logits = ctx.apply("discriminator", x)
+    fake_logits = ctx.apply("discriminator", fake)
+    total = losses.adversary_activated_negative_elbo(real_terms[0], fake_nelbo, real_logits,
+                                                     fake_logits, fake_weight=ctx.cfg.fake_weight)
+    metrics = _elbo_metrics(*real_terms)
+    metrics.update(aa_weight_real=_specs.mean_sigmoid(real_logits),
+                   aa_weight_fake=_specs.mean_sigmoid(fake_logits))
+    return total, metrics
+  return loss
+
+
+def aa_discriminator_loss(conditional: bool):
+  def loss(ctx: Context, batch):
+    x = batch["image"]
+    fake, _ = _generated(ctx, x.shape[0], conditional)
+    real_logits = ctx.apply("discriminator", x)
+    fake_logits = ctx.apply("discriminator", fake)
+    return losses.discriminator_loss(real_logits, fake_logits), {
+        "d_real": _specs.mean_sigmoid(real_logits), "d_fake": _specs.mean_sigmoid(fake_logits)}
+  return loss
+
+
+def _aa_svae_loss(ctx: Context, batch):
+  labelled, unlabelled, classification, metrics = _svae_terms(ctx, batch)
+  n = batch["image"].shape[0] + batch["unlabelled_image"].shape[0]
+  fake, fake_labels = _generated(ctx, n, conditional=True)
+  fake_nelbo, _, _ = negative_elbo_terms(ctx, fake, fake_labels)
+  fake_loss = losses.semi_supervised_labelled_loss(fake_nelbo, fake_labels,
+                                                   num_classes=ctx.cfg.num_classes,
+                                                   reduction="none")
+  total = losses.adversary_activated_semi_supervised_loss(
+      labelled, unlabelled, fake_loss, ctx.apply("discriminator", batch["image"]),
+      ctx.apply("discriminator", batch["unlabelled_image"]), ctx.apply("discriminator", fake),
+      fake_weight=ctx.cfg.fake_weight)
+  return total + classification, metrics
+
+
+def _aa_svae_discriminator(ctx: Context, batch):
+  real = jnp.concatenate([batch["image"], batch["unlabelled_image"]], axis=0)
+  return aa_discriminator_loss(True)(ctx, {"image": real})
+
+
+# --- Wake-sleep (Eq. 14) ----------------------------------------------------
+
+def _wake(ctx: Context, batch):
+  x = batch["image"]
+  mean, log_var = ctx.apply("encoder", x)
+  z = sg(mean + jnp.exp(0.5 * log_var) * ctx.normal(mean.shape))
+  log_likelihood = distributions.bernoulli_log_prob(x, ctx.apply("decoder", z))
+  loss = losses.wake_phase_loss(log_likelihood, z)
+  kl = distributions.kl_diag_gaussian_standard_normal(mean, log_var)
+  return loss, {"elbo": jnp.mean(log_likelihood - kl)}
+
+
+def _sleep(ctx: Context, batch):
+  n = batch["image"].shape[0]
+  z = ctx.normal((n, ctx.cfg.latent_dim))
+  dream = ctx.bernoulli(sg(jax.nn.sigmoid(ctx.apply("decoder", z))))
+  mean, log_var = ctx.apply("encoder", dream)
+  return losses.sleep_phase_loss(z, mean, log_var), {}
+
+
+def _vae_modules(conditional: bool, **extra):
+  return dict({"encoder": _specs.encoder(conditional),
+               "decoder": _specs.generator(conditional)}, **extra)
+
+
+def _aa_variant(name, description, conditional):
+  return Variant(
+      name=name, description=description, family="variational",
+      modules=_vae_modules(conditional, discriminator=_specs.discriminator()),
+      players=(Player("vae", ("encoder", "decoder"), aa_vae_loss(conditional)),
+               Player("discriminator", ("discriminator",), aa_discriminator_loss(conditional))),
+      batch_keys=("image", "label") if conditional else ("image",),
+      defaults=_specs.VAE_DEFAULTS,
+      sampler=_specs.sample_from("decoder", conditional), conditional=conditional)
+
+
+VARIANTS = [
+    Variant(name="vae", description="VAE (Eq. 11, Lemma 2): negative ELBO, Bernoulli decoder",
+            family="variational", modules=_vae_modules(False),
+            players=(Player("vae", ("encoder", "decoder"), vae_loss(False)),),
+            defaults=_specs.VAE_DEFAULTS, sampler=_specs.sample_from("decoder", False)),
+    Variant(name="iwae", description="IWAE: K-sample importance-weighted bound",
+            family="variational", modules=_vae_modules(False),
+            players=(Player("vae", ("encoder", "decoder"), _iwae_loss),),
+            defaults=_specs.VAE_DEFAULTS, sampler=_specs.sample_from("decoder", False)),
+    Variant(name="cvae", description="Conditional VAE: label-conditioned encoder and decoder",
+            family="variational", modules=_vae_modules(True),
+            players=(Player("vae", ("encoder", "decoder"), vae_loss(True)),),
+            batch_keys=("image", "label"), defaults=_specs.VAE_DEFAULTS,
+            sampler=_specs.sample_from("decoder", True), conditional=True),
+    Variant(name="svae", description="Semi-supervised VAE (Kingma et al. 2014, M2)",
+            family="variational", modules=_vae_modules(True, classifier=_specs.classifier()),
+            players=(Player("vae", ("encoder", "decoder", "classifier"), _svae_loss),),
+            batch_keys=("image", "label", "unlabelled_image"), defaults=_specs.VAE_DEFAULTS,
+            sampler=_specs.sample_from("decoder", True), conditional=True),
+    _aa_variant("aavae", "Adversary-activated VAE (Eq. 17)", conditional=False),
+    _aa_variant("aacvae", "Adversary-activated conditional VAE (Eq. 17)", conditional=True),
+    Variant(name="aasvae", description="Adversary-activated semi-supervised VAE (Eq. 17 on M2)",
+            family="variational",
+            modules=_vae_modules(True, classifier=_specs.classifier(),
+                                 discriminator=_specs.discriminator()),
+            players=(Player("vae", ("encoder", "decoder", "classifier"), _aa_svae_loss),
+                     Player("discriminator", ("discriminator",), _aa_svae_discriminator)),
+            batch_keys=("image", "label", "unlabelled_image"), defaults=_specs.VAE_DEFAULTS,
+            sampler=_specs.sample_from("decoder", True), conditional=True),
+    Variant(name="wake_sleep",
+            description="Wake-sleep (Eq. 14): wake phase fits the decoder on inferred codes, "
+                        "sleep phase fits the encoder on dreams",
+            family="variational", modules=_vae_modules(False),
+            players=(Player("wake", ("decoder",), _wake), Player("sleep", ("encoder",), _sleep)),
+            defaults=_specs.VAE_DEFAULTS, sampler=_specs.sample_from("decoder", False)),
+]
