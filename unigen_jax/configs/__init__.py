@@ -1,0 +1,1 @@
+"""Training configurations (ml_collections), Flax-examples style: ``get_config(arg)``."""

@@ -1,0 +1,78 @@
+r"""Trains any registered variant on any dataset.
+
+  python -m unigen_jax.main --config=unigen_jax/configs/default.py:aavae,mnist_sample \
+      --workdir=workdirs/aavae [--config.steps=3000 --config.model.width=32 ...]
+
+Rerunning the same command in the same workdir resumes from the last good
+checkpoint. ``--dry_run`` validates and prints the resolved config. Multi-host:
+``--distributed`` (TPU pods, SLURM) or ``--coordinator_address``,
+``--num_processes``, ``--process_id`` (see :mod:`unigen_jax.parallel`).
+Exit codes: 0 done, 2 bad config or data, 3 non-finite values, 130 interrupted.
+"""
+
+import json
+import sys
+
+from absl import app
+from absl import logging as absl_logging
+from absl import flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file and argument, e.g. unigen_jax/configs/default.py:aavae.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, samples.")
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "Resume a workdir whose stored config differs.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Validate and print the resolved config; no training.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
+                                 "Call jax.distributed.initialize() (TPU pod slices, SLURM).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # Orbax logs every save at INFO through absl; keep the console to warnings and our progress.
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  if _DISTRIBUTED.value or _COORDINATOR.value:
+    from unigen_jax import parallel  # pylint: disable=g-import-not-at-top
+    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  from unigen_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from unigen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from unigen_jax import train  # pylint: disable=g-import-not-at-top
+  if _CONFIG.value is None or not _WORKDIR.value and not _DRY_RUN.value:
+    print("error: pass --config=<file>[:<arg>] and --workdir=<dir>", file=sys.stderr)
+    return 2
+  try:
+    if _DRY_RUN.value:
+      config, model_cfg = train.resolve_config(_CONFIG.value)
+      print(config)
+      print(json.dumps(model_cfg.__dict__, indent=2, default=str))
+      return 0
+    summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                                       allow_config_change=_ALLOW_CONFIG_CHANGE.value)
+  except (train.ConfigError, input_pipeline.DataError, checkpointing.CheckpointError) as err:
+    print(f"error: {err}", file=sys.stderr)
+    return 2
+  except train.NonFiniteError as err:
+    print(f"error: {err}", file=sys.stderr)
+    return 3
+  except train.TrainingInterrupted as err:
+    print(f"interrupted: {err}", file=sys.stderr)
+    return 130
+  print(json.dumps({k: summary[k] for k in ("variant", "final_step", "final_metrics",
+                                            "steps_per_sec", "wall_time_s")}, indent=2))
+  if "eval" in summary:
+    print(json.dumps({"eval": summary["eval"]}, indent=2, default=str))
+  return 0
+
+
+def run():
+  app.run(lambda argv: sys.exit(main(argv)))
+
+
+if __name__ == "__main__":
+  run()

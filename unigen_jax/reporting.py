@@ -1,0 +1,107 @@
+"""What a run writes for people: metrics (JSONL, TensorBoard), sample grids, training curves."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+from typing import Mapping, Optional
+
+import numpy as np
+
+
+class MetricWriter:
+  """Appends ``{"step": s, **metrics}`` lines to ``metrics.jsonl`` and TensorBoard scalars.
+
+  TensorBoard event files are written with ``tensorboardX`` (no TensorFlow needed).
+  Only process 0 should create one (the trainer passes ``enabled=False`` elsewhere).
+  """
+
+  def __init__(self, workdir: pathlib.Path, enabled: bool = True):
+    self.enabled = enabled
+    self.path = pathlib.Path(workdir) / "metrics.jsonl"
+    self._tb = None
+    if enabled:
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+
+  def write(self, step: int, metrics: Mapping[str, float]) -> None:
+    if not self.enabled:
+      return
+    row = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    for key, value in metrics.items():
+      self._tb.add_scalar(key, float(value), int(step))
+
+  def close(self):
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_metrics(path: pathlib.Path) -> list[dict]:
+  """Rows of a metrics.jsonl, one per step (a resumed run's rewrite of a step wins)."""
+  by_step = {}
+  path = pathlib.Path(path)
+  if not path.exists():
+    return []
+  for line in path.read_text().splitlines():
+    if line.strip():
+      row = json.loads(line)
+      by_step[row["step"]] = row
+  return [by_step[s] for s in sorted(by_step)]
+
+
+def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
+  """Tiles ``[N, H, W, C]`` images in [0, 1] into one uint8 image with ``rows`` rows (2-px gaps)."""
+  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  n, h, w, c = images.shape
+  cols = math.ceil(n / rows)
+  pad = 2
+  grid = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
+  for i in range(n):
+    r, col = divmod(i, cols)
+    grid[pad + r * (h + pad): pad + r * (h + pad) + h,
+         pad + col * (w + pad): pad + col * (w + pad) + w] = images[i]
+  grid = (grid * 255).round().astype(np.uint8)
+  return grid[..., 0] if c == 1 else grid
+
+
+def save_image_grid(path: pathlib.Path, images: np.ndarray, rows: int, scale: int = 2) -> None:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  grid = image_grid(images, rows)
+  image = Image.fromarray(grid)
+  if scale > 1:
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+  pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+  image.save(path)
+
+
+def plot_curves(rows: list[dict], path: pathlib.Path, title: str = "",
+                keys: Optional[list[str]] = None) -> None:
+  """One panel per metric against the step, saved as PNG."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  if not rows:
+    return
+  keys = keys or sorted({k for r in rows for k in r} - {"step", "steps_per_sec",
+                                                       "examples_per_sec"})
+  cols = min(3, len(keys))
+  nrows = math.ceil(len(keys) / cols)
+  fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3 * nrows), squeeze=False)
+  for ax, key in zip(axes.flat, keys):
+    points = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+    if points:
+      ax.plot(*zip(*points), lw=1.2)
+    ax.set_title(key, fontsize=9)
+    ax.set_xlabel("step", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+  for ax in list(axes.flat)[len(keys):]:
+    ax.axis("off")
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
