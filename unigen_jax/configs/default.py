@@ -45,7 +45,7 @@ def get_config(arg: str = "vae") -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict(dict(
       dataset=dataset,
-      split="train+validation" if dataset == "mnist_sample" else "train",
+      split="train",                  # mnist_sample: 4,500 images; 'validation' holds 500 out
       data_dir="", source="auto", download=False,
       fraction=placeholder(float),    # the paper's 0.01 / 0.1 / 1.0 of the training split
       num_examples=placeholder(int),  # or an explicit class-balanced count
@@ -64,9 +64,12 @@ def get_config(arg: str = "vae") -> ml_collections.ConfigDict:
 
   # Evaluation at the end of training (unigen_jax.evaluate); "" disables it.
   config.eval = ml_collections.ConfigDict(dict(
-      dataset="mnist" if dataset in ("mnist_sample", "mnist") else dataset,
-      split="test", data_dir="", binarization="fixed",
+      dataset=dataset,
+      split="validation" if dataset == "mnist_sample" else "test",
+      data_dir="", binarization="fixed",
       num_examples=placeholder(int),  # None: the whole split
       elbo_samples=1, importance_samples=0, batch_size=500,
+      num_generated=10000,            # samples for inception score / accuracy / FID
+      classifier_dir="",              # evaluation classifier (evaluate --train_classifier)
       metrics=""))                    # comma-separated, e.g. "elbo,iwae"; "" = none
   return config
