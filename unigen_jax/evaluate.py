@@ -423,7 +423,8 @@ def main(argv=None) -> int:
     if not args.workdir:
       raise EvaluationError("pass --workdir (a training run) or --train_classifier.")
     return _evaluate_workdir(args, log)
-  except (EvaluationError, input_pipeline.DataError) as err:
+  except (EvaluationError, input_pipeline.DataError, ValueError) as err:
+    # ValueError covers train.ConfigError and checkpoint problems named in one line.
     print(f"error: {err}", file=sys.stderr)
     return 2
 
@@ -435,6 +436,11 @@ def _evaluate_workdir(args, log) -> int:
   if not (workdir / "config.json").exists():
     raise EvaluationError(f"{workdir} has no config.json: is it a training workdir?")
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  # Evaluation settings do not change the trained model: fill any that an older run lacks.
+  from unigen_jax.configs import default  # pylint: disable=g-import-not-at-top
+  for field, value in default.get_config(config.variant).eval.items():
+    if field not in config.eval:
+      config.eval[field] = value
   config.model.image_shape = tuple(config.model.image_shape)
   config.model.hidden = tuple(config.model.hidden)
   if args.metrics is not None:

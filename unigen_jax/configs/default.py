@@ -66,7 +66,7 @@ def get_config(arg: str = "vae") -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict(dict(
       dataset=dataset,
       split="validation" if dataset == "mnist_sample" else "test",
-      data_dir="", binarization="fixed",
+      data_dir="", binarization="none" if gan_like else "fixed",
       num_examples=placeholder(int),  # None: the whole split
       elbo_samples=1, importance_samples=0, batch_size=500,
       num_generated=10000,            # samples for inception score / accuracy / FID
