@@ -357,8 +357,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           writer.write(step, row)
           pending = []
           if progress is not None:
-            progress.set_postfix({k: f"{v:.3g}" for k, v in list(last_metrics.items())[:4]},
-                                 refresh=False)
+            shown = sorted(last_metrics, key=lambda k: (not k.endswith("/loss"), k != "elbo", k))
+            progress.set_postfix({k: f"{last_metrics[k]:.3g}" for k in shown[:4]}, refresh=False)
             progress.set_postfix_str(progress.postfix + f", {rate * config.batch_size:.0f} ex/s")
         if progress is not None:
           progress.update(config.steps_per_call)
