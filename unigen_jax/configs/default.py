@@ -36,7 +36,8 @@ def get_config(arg: str = "vae") -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict(dict(
       image_shape=placeholder(tuple),  # None: the dataset's (H, W, C)
       num_classes=placeholder(int),    # None: the dataset's
-      architecture="dcgan", width=64, hidden=(500,),
+      architecture="dcgan", width=64, hidden=(500,), mlp_activation="leaky_relu",
+      conv_channels=(128, 256, 512, 1024), deconv_start=(4, 4, 1024), deconv_channels=(512, 256),
       latent_dim=placeholder(int), optimizer="adam", learning_rate=placeholder(float),
       b1=placeholder(float), b2=0.999,
       num_importance_samples=5, fake_weight=1.0, svae_alpha=1.0,

@@ -83,6 +83,13 @@ def discriminator_loss(real_logits: Array, fake_logits: Array, *,
   return _utils.reduce_two_sided(real_terms, fake_terms, reduction)
 
 
+def _one_batch_loss(terms_fn, fake_logits, weights, reduction):
+  """Checks, per-example terms, optional weights and the reduction of a one-batch loss."""
+  _utils.check_reduction(reduction)
+  _utils.check_batch_vector("fake_logits", fake_logits)
+  return _utils.reduce(_utils.apply_weights("weights", weights, terms_fn(fake_logits)), reduction)
+
+
 def generator_loss_nonsaturating(fake_logits: Array, *,
                                  weights: Optional[Array] = None,
                                  reduction: str = "mean") -> Array:
@@ -103,10 +110,7 @@ def generator_loss_nonsaturating(fake_logits: Array, *,
     weights: optional per-example weights ``[B]``.
     reduction: ``'mean'``, ``'sum'`` or ``'none'`` (``[B]``).
   """
-  _utils.check_reduction(reduction)
-  _utils.check_batch_vector("fake_logits", fake_logits)
-  terms = _utils.apply_weights("weights", weights, jax.nn.softplus(-fake_logits))
-  return _utils.reduce(terms, reduction)
+  return _one_batch_loss(lambda l: jax.nn.softplus(-l), fake_logits, weights, reduction)
 
 
 def generator_loss_minimax(fake_logits: Array, *,
@@ -128,10 +132,7 @@ def generator_loss_minimax(fake_logits: Array, *,
     weights: optional per-example weights ``[B]``.
     reduction: ``'mean'``, ``'sum'`` or ``'none'`` (``[B]``).
   """
-  _utils.check_reduction(reduction)
-  _utils.check_batch_vector("fake_logits", fake_logits)
-  terms = _utils.apply_weights("weights", weights, -jax.nn.softplus(fake_logits))
-  return _utils.reduce(terms, reduction)
+  return _one_batch_loss(lambda l: -jax.nn.softplus(l), fake_logits, weights, reduction)
 
 
 # ---------------------------------------------------------------------------

@@ -27,6 +27,10 @@ class _Config(nn.Module):
   width: int = 64                   # DCGAN base width
   hidden: Sequence[int] = (500,)    # MLP hidden sizes
   num_classes: Optional[int] = None  # set for label-conditioned networks
+  mlp_activation: str = "leaky_relu"  # of MLP discriminators/encoders ('relu' as in pythae)
+  conv_channels: Sequence[int] = (128, 256, 512, 1024)  # 'conv' encoder
+  deconv_start: Sequence[int] = (4, 4, 1024)            # 'conv' decoder
+  deconv_channels: Sequence[int] = (512, 256)
   bn_axis_name: Optional[str] = None
   dtype: jnp.dtype = jnp.float32
 
@@ -44,9 +48,12 @@ class _Config(nn.Module):
       h = backbones.DCGANDiscriminatorBackbone(
           self.image_shape, self.width, self.bn_axis_name, self.dtype)(x, train)
     elif self.architecture == "mlp":
-      h = backbones.MLPBackbone(self.hidden, "leaky_relu", self.dtype)(x, train)
+      h = backbones.MLPBackbone(self.hidden, self.mlp_activation, self.dtype)(x, train)
+    elif self.architecture == "conv":
+      h = backbones.ConvStackEncoderBackbone(self.conv_channels, 4, 1, self.bn_axis_name,
+                                             self.dtype)(x, train)
     else:
-      raise ValueError(f"architecture={self.architecture!r}; use 'dcgan' or 'mlp'.")
+      raise ValueError(f"architecture={self.architecture!r}; use 'dcgan', 'conv' or 'mlp'.")
     if self.num_classes is not None:
       h = jnp.concatenate([h, jax.nn.one_hot(labels, self.num_classes, dtype=h.dtype)], axis=-1)
     return h
@@ -70,7 +77,11 @@ class Generator(_Config):
           self.image_shape, self.width, self.bn_axis_name, self.dtype)(z, train)
     if self.architecture == "mlp":
       return backbones.MLPGeneratorBackbone(self.image_shape, self.hidden, self.dtype)(z, train)
-    raise ValueError(f"architecture={self.architecture!r}; use 'dcgan' or 'mlp'.")
+    if self.architecture == "conv":
+      return backbones.ConvStackDecoderBackbone(self.image_shape, self.deconv_start,
+                                                self.deconv_channels, 3, self.bn_axis_name,
+                                                self.dtype)(z, train)
+    raise ValueError(f"architecture={self.architecture!r}; use 'dcgan', 'conv' or 'mlp'.")
 
 
 class Discriminator(_Config):

@@ -38,7 +38,11 @@ class ModelConfig:
   Attributes:
     image_shape: ``(H, W, C)`` of the data.
     num_classes: number of labels (conditional and semi-supervised variants).
-    architecture: ``'dcgan'`` (the paper's) or ``'mlp'``.
+    architecture: ``'dcgan'`` (the paper's), ``'conv'`` (configurable conv stacks, e.g.
+      pythae's MNIST VAE) or ``'mlp'``.
+    mlp_activation: activation of MLP encoders/discriminators (``'leaky_relu'`` or ``'relu'``).
+    conv_channels, deconv_start, deconv_channels: the ``'conv'`` encoder's channels and the
+      decoder's starting (H, W, C) and channels.
     width: DCGAN base width (64 in the paper).
     hidden: MLP hidden sizes, and the sizes of small vector MLPs.
     latent_dim: size of z (GAN family default 100, VAE family 20).
@@ -58,6 +62,10 @@ class ModelConfig:
   architecture: str = "dcgan"
   width: int = 64
   hidden: tuple = (500,)
+  mlp_activation: str = "leaky_relu"
+  conv_channels: tuple = (128, 256, 512, 1024)
+  deconv_start: tuple = (4, 4, 1024)
+  deconv_channels: tuple = (512, 256)
   latent_dim: Optional[int] = None
   optimizer: str = "adam"
   learning_rate: Optional[float] = None
@@ -75,11 +83,14 @@ class ModelConfig:
 
   def __post_init__(self):
     object.__setattr__(self, "image_shape", tuple(int(d) for d in self.image_shape))
-    object.__setattr__(self, "hidden", tuple(int(d) for d in self.hidden))
+    for name in ("hidden", "conv_channels", "deconv_start", "deconv_channels"):
+      object.__setattr__(self, name, tuple(int(d) for d in getattr(self, name)))
     if len(self.image_shape) != 3 or min(self.image_shape) < 1:
       raise ValueError(f"image_shape must be (height, width, channels), got {self.image_shape}.")
-    if self.architecture not in ("dcgan", "mlp"):
-      raise ValueError(f"architecture={self.architecture!r}; use 'dcgan' or 'mlp'.")
+    if self.architecture not in ("dcgan", "conv", "mlp"):
+      raise ValueError(f"architecture={self.architecture!r}; use 'dcgan', 'conv' or 'mlp'.")
+    if self.mlp_activation not in ("relu", "leaky_relu"):
+      raise ValueError(f"mlp_activation={self.mlp_activation!r}; use 'relu' or 'leaky_relu'.")
     if self.optimizer not in ("adam", "sgd"):
       raise ValueError(f"optimizer={self.optimizer!r}; use 'adam' or 'sgd'.")
     if self.dtype not in ("float32", "bfloat16"):

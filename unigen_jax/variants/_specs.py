@@ -15,6 +15,8 @@ VAE_DEFAULTS = dict(latent_dim=20, learning_rate=1e-3, b1=0.9)
 def _common(cfg: ModelConfig, axis_name, conditional: bool):
   return dict(image_shape=cfg.image_shape, architecture=cfg.architecture, width=cfg.width,
               hidden=cfg.hidden, num_classes=cfg.num_classes if conditional else None,
+              mlp_activation=cfg.mlp_activation, conv_channels=cfg.conv_channels,
+              deconv_start=cfg.deconv_start, deconv_channels=cfg.deconv_channels,
               bn_axis_name=axis_name, dtype=cfg.compute_dtype)
 
 
