@@ -40,17 +40,24 @@ WARMUP_STEPS, WARMUP_S, WINDOW_S, WINDOWS = 3, 2.0, 2.0, 5
 def measure(run_step, sync, *, warmup_steps=WARMUP_STEPS, warmup_s=WARMUP_S,
             window_s=WINDOW_S, windows=WINDOWS) -> dict:
   """Median steps/s over timed windows after a warm-up (see the module docstring)."""
-  start, n = time.perf_counter(), 0
+  start, n, slowest = time.perf_counter(), 0, 0.0
   while n < warmup_steps or time.perf_counter() - start < warmup_s:
+    t_step = time.perf_counter()
     run_step()
     sync()
+    slowest = max(slowest, time.perf_counter() - t_step) if n else 0.0
     n += 1
+  # Async dispatch would queue hundreds of slow steps (seconds each) before the window's
+  # closing sync; for those, sync every step (pipelining gains nothing there).
+  sync_every_step = slowest > 0.05
   rates = []
   for _ in range(windows):
     k, t0 = 0, time.perf_counter()
     while True:
       run_step()
       k += 1
+      if sync_every_step:
+        sync()
       if time.perf_counter() - t0 >= window_s:
         sync()  # only when we may stop, so dispatch stays pipelined
         elapsed = time.perf_counter() - t0

@@ -15,7 +15,10 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
   PEER_RESULTS_JSONL="$OUT/peers.jsonl" LOG="$OUT/peers_run.log" BATCHES=64,128 \
     ONLY="${PEER_ONLY:-}" bash "$PEERS/run.sh" | tee "$OUT/peers.txt"
 fi
-"$PY" -m benchmarks.bench --suite=peers,flops,pipeline --batches=64,128 --out="$OUT/unigen.json"
+"$PY" -m benchmarks.bench --suite=peers,flops,pipeline --batches=64,128 --skip=conv \
+  --out="$OUT/unigen.json"
+# The 17.2M-parameter conv VAE takes seconds per step on this CPU: three timed steps.
+"$PY" -m benchmarks.conv_vae_step_time --batch=64 > "$OUT/unigen_conv_direct.json"
 "$PY" -m benchmarks.bench --suite=eval --eval_images=1000 --eval_k=5000 --out="$OUT/unigen_eval.json"
 /tmp/peers-torch/bin/python "$ROOT/benchmarks/pythae_nll_driver.py" --images=50 --k=5000 \
   > "$OUT/pythae_nll.json"

@@ -30,6 +30,10 @@ def load(out: pathlib.Path):
         r = json.loads(line)
         peers[(r["name"], r["batch"])] = r
   ours = json.loads((out / "unigen.json").read_text())
+  if (out / "unigen_conv_direct.json").exists():  # benchmarks/conv_vae_step_time.py
+    row = json.loads((out / "unigen_conv_direct.json").read_text().strip().splitlines()[-1])
+    ours["rows"].append(dict(row, quick_protocol=True, compile_s=float("nan"), num_params=17229345,
+                             achieved_flops_per_s=row["flops_per_step"] * row["steps_per_s"]))
   evals = json.loads((out / "unigen_eval.json").read_text()) if (out / "unigen_eval.json").exists() else None
   pythae_nll = None
   if (out / "pythae_nll.json").exists() and (out / "pythae_nll.json").read_text().strip():
@@ -50,6 +54,13 @@ def main(out_dir: str) -> None:
         f"jax {env['jax']}, flax {env['flax']}, optax {env['optax']}, Python {env['python']}; "
         f"measured {env['time']}. Peers: see `benchmarks/results/peers.txt` and "
         "`../shared/peers/README.md` (torch 2.13.0 CPU, pythae 0.1.2, jax 0.10.2).\n")
+  peers_file = out / "peers.jsonl"
+  if peers_file.exists():
+    import datetime  # pylint: disable=g-import-not-at-top
+    when = datetime.datetime.fromtimestamp(peers_file.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    print(f"Peer rows finished at {when}; unigen_jax rows were measured at {env['time']} on the "
+          "same machine by the same script (a later invocation with `SKIP_PEERS=1` re-measures "
+          "only unigen_jax). The first pass of our rows is in `benchmarks/results/` history.\n")
   print("Protocol: warm-up >= 3 steps and >= 2 s, then the median of 5 windows of >= 2 s "
         "(`block_until_ready` at the end of each); a step is forward + loss + backward + "
         "optimizer update; float32; one fixed random batch; host-to-device transfer not "
@@ -71,7 +82,8 @@ def main(out_dir: str) -> None:
         continue
       best = max(candidates, key=lambda r: r["median_steps_per_s"])
       ratio = mine["steps_per_s"] / best["median_steps_per_s"]
-      print(f"| {what} | {batch} | {mine['steps_per_s']:.3g} | {best['name']} | "
+      quick = " (3 timed steps, `conv_vae_step_time.py`)" if mine.get("quick_protocol") else ""
+      print(f"| {what} | {batch} | {mine['steps_per_s']:.3g}{quick} | {best['name']} | "
             f"{best['median_steps_per_s']:.3g} | {ratio:.2f}x | >= {target}x | "
             f"{'yes' if ratio >= target else 'NO'} |")
   dcgan = [(k, r) for k, r in peers.items() if k[0].startswith("torch_dcgan")]
