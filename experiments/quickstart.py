@@ -21,8 +21,11 @@ import sys
 
 import numpy as np
 
+from unigen_jax import checkpointing
+from unigen_jax import evaluate
 from unigen_jax import reporting
 from unigen_jax import train
+from unigen_jax import train_step
 from unigen_jax.configs import default
 
 
@@ -57,16 +60,11 @@ def main(argv=None) -> int:
       return 2
     results[variant] = {"summary": summary, "eval": {"mnist_sample/validation": summary["eval"]}}
     if args.mnist_test_dir:
-      from unigen_jax import evaluate, train_step  # pylint: disable=g-import-not-at-top
       config.eval.dataset, config.eval.split = "mnist", "test"
       config.eval.data_dir = args.mnist_test_dir
       resolved, model_cfg = train.resolve_config(config)
       model = train_step.Model(train.variants.get(variant), model_cfg)
-      from unigen_jax import checkpointing  # pylint: disable=g-import-not-at-top
-      import jax  # pylint: disable=g-import-not-at-top
-      ckpt = checkpointing.Checkpointer(root / variant / "checkpoints")
-      _, state, _ = ckpt.restore(model.init(jax.random.key(0)))
-      ckpt.close()
+      _, state = checkpointing.load_latest_state(model, root / variant / "checkpoints")
       results[variant]["eval"]["mnist/test"] = evaluate.evaluate_model(
           model, state, resolved, workdir=None, write=False)
   write_comparison(root, results, args)

@@ -85,3 +85,20 @@ class Checkpointer:
 
   def close(self):
     self.manager.close()
+
+
+def load_latest_state(model, directory) -> tuple[int, Any]:
+  """(step, state) of the newest good checkpoint of ``model`` in ``directory``.
+
+  Raises CheckpointError when there is none (e.g. a workdir that never saved).
+  """
+  if not pathlib.Path(directory).is_dir():  # do not create it (the manager would)
+    raise CheckpointError(f"{pathlib.Path(directory).resolve()} holds no checkpoint.")
+  checkpointer = Checkpointer(directory)
+  try:
+    restored = checkpointer.restore(model.init(jax.random.key(0)))
+  finally:
+    checkpointer.close()
+  if restored is None:
+    raise CheckpointError(f"{pathlib.Path(directory).resolve()} holds no checkpoint.")
+  return restored[0], restored[1]

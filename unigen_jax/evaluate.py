@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from unigen_jax import checkpointing
 from unigen_jax import distributions
 from unigen_jax import input_pipeline
 from unigen_jax import losses
@@ -266,11 +267,15 @@ def _likelihood_fns(model, state, labels=None):
     raise EvaluationError(f"variant {variant.name!r} has no Gaussian encoder and Bernoulli "
                           "decoder: its likelihood bound is not defined here.")
   ctx = model.context(state, jax.random.key(0))
-  conditional = variant.conditional
-  encode = (lambda x: ctx.apply("encoder", x, labels)) if conditional else (
-      lambda x: ctx.apply("encoder", x))
-  decode = (lambda z: ctx.apply("decoder", z, jnp.tile(labels, z.shape[0] // labels.shape[0])))\
-      if conditional else (lambda z: ctx.apply("decoder", z))
+  return _conditioned_fns(ctx, labels if variant.conditional else None)
+
+
+def _conditioned_fns(ctx, labels):
+  """(encode, log_likelihood); with ``labels [B]``, both networks see them (repeated for K)."""
+  if labels is None:
+    return (lambda x: ctx.apply("encoder", x)), _bernoulli_ll(lambda z: ctx.apply("decoder", z))
+  encode = lambda x: ctx.apply("encoder", x, labels)  # noqa: E731
+  decode = lambda z: ctx.apply("decoder", z, jnp.tile(labels, z.shape[0] // labels.shape[0]))  # noqa: E731
   return encode, _bernoulli_ll(decode)
 
 
@@ -281,9 +286,7 @@ def _svae_bound(model, state, x, key, num_samples):
   b = x.shape[0]
   x_rep = jnp.repeat(x, num_classes, axis=0)
   y_rep = jnp.tile(jnp.arange(num_classes), b)
-  encode = lambda xx: ctx.apply("encoder", xx, y_rep)  # noqa: E731
-  decode = lambda z: ctx.apply("decoder", z, jnp.tile(y_rep, z.shape[0] // y_rep.shape[0]))  # noqa
-  elbo = elbo_estimate(x_rep, key, encode, _bernoulli_ll(decode), num_samples)
+  elbo = elbo_estimate(x_rep, key, *_conditioned_fns(ctx, y_rep), num_samples)
   logits = ctx.apply("classifier", x)
   # U(x) = sum_y q(y|x) (ELBO(x, y) + log p(y)) + H(q(y|x)); the loss adds the uniform log p(y).
   return -losses.semi_supervised_unlabelled_loss(-elbo.reshape(b, num_classes), logits,
@@ -423,15 +426,16 @@ def main(argv=None) -> int:
     if not args.workdir:
       raise EvaluationError("pass --workdir (a training run) or --train_classifier.")
     return _evaluate_workdir(args, log)
-  except (EvaluationError, input_pipeline.DataError, ValueError) as err:
-    # ValueError covers train.ConfigError and checkpoint problems named in one line.
+  except (EvaluationError, input_pipeline.DataError, ValueError,
+          checkpointing.CheckpointError) as err:
+    # ValueError covers train.ConfigError.
     print(f"error: {err}", file=sys.stderr)
     return 2
 
 
 def _evaluate_workdir(args, log) -> int:
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from unigen_jax import checkpointing, reporting, train, train_step  # pylint: disable=g-import-not-at-top
+  from unigen_jax import reporting, train, train_step  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(args.workdir)
   if not (workdir / "config.json").exists():
     raise EvaluationError(f"{workdir} has no config.json: is it a training workdir?")
@@ -456,12 +460,7 @@ def _evaluate_workdir(args, log) -> int:
     config.eval.classifier_dir = args.classifier_dir
   config, model_cfg = train.resolve_config(config)
   model = train_step.Model(train.variants.get(config.variant), model_cfg)
-  ckpt = checkpointing.Checkpointer(workdir / "checkpoints")
-  restored = ckpt.restore(model.init(jax.random.key(0)))
-  ckpt.close()
-  if restored is None:
-    raise EvaluationError(f"{workdir / 'checkpoints'} holds no checkpoint to evaluate.")
-  _, state, _ = restored
+  _, state = checkpointing.load_latest_state(model, workdir / "checkpoints")
   evaluate_model(model, state, config, workdir=workdir, log=log)
   if model.variant.sampler is not None:
     labels = np.repeat(np.arange(model.cfg.num_classes), 10) if model.variant.conditional else None
