@@ -247,12 +247,13 @@ def test_sharded_steps_match_single_device_on_8_simulated_devices():
 
 
 def test_strided_conv_transpose_paths_agree_with_flax():
-  """The CPU zero-insertion path and lax.conv_transpose compute nn.ConvTranspose exactly."""
+  """The CPU sub-pixel path and lax.conv_transpose compute nn.ConvTranspose (float32)."""
   import flax.linen as nn
   from unigen_jax.models import backbones
   x = jax.random.normal(jax.random.key(0), (2, 4, 4, 32))
-  for pad, min_channels in ((((1, 1), (1, 1)), 1), (((1, 2), (1, 2)), 1), (((1, 2), (1, 2)), 10**9)):
-    ours = backbones.StridedConvTranspose(16, 3, pad, zero_insert_min_channels=min_channels)
+  for pad, method in ((((1, 1), (1, 1)), "subpixel"), (((1, 2), (1, 2)), "subpixel"),
+                      (((1, 2), (1, 2)), "lax"), (((1, 2), (1, 2)), "auto")):
+    ours = backbones.StridedConvTranspose(16, 3, pad, method=method)
     params = ours.init(jax.random.key(1), x)
     ref = nn.ConvTranspose(16, (3, 3), strides=(2, 2), padding=pad)
     out_ref = ref.apply({"params": params["params"]}, x)
@@ -260,3 +261,129 @@ def test_strided_conv_transpose_paths_agree_with_flax():
     g = jax.grad(lambda p: jnp.sum(ours.apply(p, x) ** 2))(params)
     g_ref = jax.grad(lambda p: jnp.sum(ref.apply(p, x) ** 2))(params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), g, g_ref)
+
+
+def _float64_params(module, x, seed=1):
+  params = module.init(jax.random.key(seed), x)
+  # Non-trivial values everywhere (zero biases would hide a wrong bias path).
+  return jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(seed + 1), a.shape,
+                                                              a.dtype), params)
+
+
+def test_subpixel_conv_transpose_equals_lax_for_every_padding():
+  """Phase decomposition of a stride-2 transposed conv: kernels 3-5, every (low, high)."""
+  from unigen_jax.models import backbones
+  rng = np.random.default_rng(0)
+  dn = ("NHWC", "HWIO", "NHWC")
+  with jax.enable_x64(True):
+    for k in (3, 4, 5):
+      for low in range(k):
+        for high in range(k):
+          x = jnp.asarray(rng.normal(size=(2, 3, 4, 3)))
+          kernel = jnp.asarray(rng.normal(size=(k, k, 3, 2)))
+          pad = ((low, high), (high, low))
+          ref = jax.lax.conv_transpose(x, kernel, (2, 2), pad, dimension_numbers=dn)
+          ours = backbones.subpixel_conv_transpose(x, kernel, pad)
+          assert ours.shape == ref.shape, (k, pad)
+          np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12, err_msg=str((k, pad)))
+
+
+def test_subpixel_conv_transpose_equals_flax_conv_transpose():
+  """Four 2x2 phase convolutions compute nn.ConvTranspose(4x4, stride 2, SAME) exactly."""
+  import flax.linen as nn
+  from unigen_jax.models import backbones
+  with jax.enable_x64(True):
+    for shape, features in (((2, 7, 7, 5), 3), ((2, 4, 6, 2), 1)):
+      x = jax.random.normal(jax.random.key(0), shape, jnp.float64)
+      ours = backbones.SubpixelConvTranspose(features, method="subpixel", dtype=jnp.float64)
+      params = _float64_params(ours, x)
+      ref = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME",
+                             dtype=jnp.float64, param_dtype=jnp.float64)
+      out = ours.apply(params, x)
+      assert out.shape == (shape[0], 2 * shape[1], 2 * shape[2], features)
+      np.testing.assert_allclose(out, ref.apply(params, x), rtol=1e-12, atol=1e-12)
+      loss = lambda m: (lambda p: jnp.sum(jnp.sin(m.apply(p, x))))  # noqa: E731
+      g, g_ref = jax.grad(loss(ours))(params), jax.grad(loss(ref))(params)
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11), g, g_ref)
+
+
+def test_upsample_conv_subpixel_equals_upsample_then_conv():
+  """Sub-pixel form of nearest-x2 upsampling + 3x3 conv equals the direct computation."""
+  from unigen_jax.models import backbones
+  with jax.enable_x64(True):
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 4), jnp.float64)
+    direct = backbones.UpsampleConv(3, method="direct", dtype=jnp.float64)
+    sub = backbones.UpsampleConv(3, method="subpixel", dtype=jnp.float64)
+    params = _float64_params(direct, x)
+    # The direct form, written out with numpy: repeat rows/columns, zero-pad, correlate.
+    up = np.repeat(np.repeat(np.asarray(x), 2, 1), 2, 2)
+    up = np.pad(up, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    k = np.asarray(params["params"]["kernel"])
+    ref = sum(np.einsum("bhwc,cd->bhwd", up[:, i:i + 10, j:j + 12], k[i, j])
+              for i in range(3) for j in range(3)) + np.asarray(params["params"]["bias"])
+    np.testing.assert_allclose(direct.apply(params, x), ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sub.apply(params, x), ref, rtol=1e-12, atol=1e-12)
+    loss = lambda m: (lambda p: jnp.sum(jnp.sin(m.apply(p, x))))  # noqa: E731
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11),
+                 jax.grad(loss(sub))(params), jax.grad(loss(direct))(params))
+
+
+def test_pytorch_gan_matched_dcgan_has_the_peer_layer_sizes_and_uses_dropout():
+  """PyTorch-GAN's DCGAN at 32x32: D 98,113 parameters (exactly), G 1,049,985 minus the 192
+  conv biases that sit right before batch norm; dropout is live only in training."""
+  model = train_step.build("gan", architecture="dcgan_upsample", width=64,
+                           image_shape=(32, 32, 1), bn_epsilon=0.8, dropout=0.25)
+  state = model.init(jax.random.key(0))
+  assert model.num_params(state) == {"discriminator": 98113, "generator": 1049985 - 192}
+  x = jax.random.uniform(jax.random.key(1), (4, 32, 32, 1))
+  disc = model.modules()["discriminator"]
+  variables = {"params": state.params["discriminator"],
+               "batch_stats": state.batch_stats["discriminator"]}
+  train = lambda seed: disc.apply(variables, x, train=True, mutable=["batch_stats"],  # noqa: E731
+                                  rngs={"dropout": jax.random.key(seed)})[0]
+  assert not np.allclose(train(0), train(1))  # different masks
+  np.testing.assert_array_equal(train(0), train(0))
+  np.testing.assert_array_equal(disc.apply(variables, x, train=False),
+                                disc.apply(variables, x, train=False))
+  step = train_step.make_train_step(model)
+  batch = {"image": np.asarray(x)}
+  new_state, metrics = step(state, batch, jax.random.key(2))
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+  with pytest.raises(ValueError, match="only used by architecture='dcgan_upsample'"):
+    train_step.build("gan", dropout=0.25)
+
+
+def test_patches_conv_equals_strided_lax_conv():
+  """Strided conv as patches + matmul (the CPU path of small-output layers) is exact."""
+  from unigen_jax.models import backbones
+  rng = np.random.default_rng(0)
+  with jax.enable_x64(True):
+    for size, k, stride, pad in ((3, 4, 2, 1), (7, 4, 2, 1), (8, 3, 2, 0), (5, 3, 1, 1)):
+      x = jnp.asarray(rng.normal(size=(2, size, size, 3)))
+      kernel = jnp.asarray(rng.normal(size=(k, k, 3, 4)))
+      padding = ((pad, pad), (pad, pad))
+      ref = jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      np.testing.assert_allclose(backbones.patches_conv(x, kernel, stride, padding), ref,
+                                 rtol=1e-12, atol=1e-12)
+    x = jnp.asarray(rng.normal(size=(2, 3, 3, 3)))
+    conv = backbones.StridedConv(4, 4, 2, 1, method="patches", dtype=jnp.float64)
+    params = _float64_params(conv, x)
+    lax_conv = conv.clone(method="lax")
+    loss = lambda m: (lambda p: jnp.sum(jnp.sin(m.apply(p, x))))  # noqa: E731
+    np.testing.assert_allclose(conv.apply(params, x), lax_conv.apply(params, x), atol=1e-12)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11),
+                 jax.grad(loss(conv))(params), jax.grad(loss(lax_conv))(params))
+
+
+def test_fast_paths_keep_the_parameter_tree_names():
+  """Checkpoints written before the CPU fast paths still load: same names and shapes."""
+  model = train_step.build("vae", architecture="conv", latent_dim=16, conv_channels=(8, 16),
+                           deconv_start=(7, 7, 16), deconv_channels=(8,))
+  state = model.init(jax.random.key(0))
+  enc = state.params["encoder"]["ConvStackEncoderBackbone_0"]
+  assert sorted(enc) == ["BatchNorm_0", "BatchNorm_1", "Conv_0", "Conv_1"]
+  assert enc["Conv_1"]["kernel"].shape == (4, 4, 8, 16) and "bias" not in enc["Conv_1"]
+  gen = train_step.build("gan", width=8).init(jax.random.key(0)).params["generator"]
+  assert sorted(gen["DCGANGeneratorBackbone_0"]) == [
+      "BatchNorm_0", "BatchNorm_1", "ConvTranspose_0", "ConvTranspose_1", "Dense_0"]

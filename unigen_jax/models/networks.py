@@ -23,7 +23,7 @@ from unigen_jax.models import backbones
 class _Config(nn.Module):
   """Fields shared by the networks (set from a ``ModelConfig``)."""
   image_shape: Sequence[int] = (28, 28, 1)
-  architecture: str = "dcgan"       # 'dcgan' or 'mlp'
+  architecture: str = "dcgan"       # 'dcgan', 'dcgan_upsample', 'conv' or 'mlp'
   width: int = 64                   # DCGAN base width
   hidden: Sequence[int] = (500,)    # MLP hidden sizes
   num_classes: Optional[int] = None  # set for label-conditioned networks
@@ -31,6 +31,8 @@ class _Config(nn.Module):
   conv_channels: Sequence[int] = (128, 256, 512, 1024)  # 'conv' encoder
   deconv_start: Sequence[int] = (4, 4, 1024)            # 'conv' decoder
   deconv_channels: Sequence[int] = (512, 256)
+  bn_epsilon: float = 1e-5           # of the 'dcgan_upsample' blocks (PyTorch-GAN: 0.8)
+  dropout: float = 0.0              # channel dropout of the 'dcgan_upsample' discriminator
   bn_axis_name: Optional[str] = None
   dtype: jnp.dtype = jnp.float32
 
@@ -47,13 +49,17 @@ class _Config(nn.Module):
     if self.architecture == "dcgan":
       h = backbones.DCGANDiscriminatorBackbone(
           self.image_shape, self.width, self.bn_axis_name, self.dtype)(x, train)
+    elif self.architecture == "dcgan_upsample":
+      h = backbones.UpsampleDiscriminatorBackbone(self.width, self.dropout, self.bn_epsilon,
+                                                  self.bn_axis_name, self.dtype)(x, train)
     elif self.architecture == "mlp":
       h = backbones.MLPBackbone(self.hidden, self.mlp_activation, self.dtype)(x, train)
     elif self.architecture == "conv":
       h = backbones.ConvStackEncoderBackbone(self.conv_channels, 4, 1, self.bn_axis_name,
                                              self.dtype)(x, train)
     else:
-      raise ValueError(f"architecture={self.architecture!r}; use 'dcgan', 'conv' or 'mlp'.")
+      raise ValueError(f"architecture={self.architecture!r}; use 'dcgan', 'dcgan_upsample', "
+                       "'conv' or 'mlp'.")
     if self.num_classes is not None:
       h = jnp.concatenate([h, jax.nn.one_hot(labels, self.num_classes, dtype=h.dtype)], axis=-1)
     return h
@@ -75,13 +81,17 @@ class Generator(_Config):
     if self.architecture == "dcgan":
       return backbones.DCGANGeneratorBackbone(
           self.image_shape, self.width, self.bn_axis_name, self.dtype)(z, train)
+    if self.architecture == "dcgan_upsample":
+      return backbones.UpsampleGeneratorBackbone(self.image_shape, self.width, self.bn_epsilon,
+                                                 self.bn_axis_name, self.dtype)(z, train)
     if self.architecture == "mlp":
       return backbones.MLPGeneratorBackbone(self.image_shape, self.hidden, self.dtype)(z, train)
     if self.architecture == "conv":
       return backbones.ConvStackDecoderBackbone(self.image_shape, self.deconv_start,
                                                 self.deconv_channels, 3, self.bn_axis_name,
                                                 self.dtype)(z, train)
-    raise ValueError(f"architecture={self.architecture!r}; use 'dcgan', 'conv' or 'mlp'.")
+    raise ValueError(f"architecture={self.architecture!r}; use 'dcgan', 'dcgan_upsample', "
+                     "'conv' or 'mlp'.")
 
 
 class Discriminator(_Config):

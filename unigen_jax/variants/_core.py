@@ -38,8 +38,13 @@ class ModelConfig:
   Attributes:
     image_shape: ``(H, W, C)`` of the data.
     num_classes: number of labels (conditional and semi-supervised variants).
-    architecture: ``'dcgan'`` (the paper's), ``'conv'`` (configurable conv stacks, e.g.
-      pythae's MNIST VAE) or ``'mlp'``.
+    architecture: ``'dcgan'`` (the paper's), ``'dcgan_upsample'`` (PyTorch-GAN's DCGAN:
+      upsampling + 3x3 convolutions in the generator, 3x3 stride-2 convolutions with
+      dropout in the discriminator), ``'conv'`` (configurable conv stacks, e.g. pythae's
+      MNIST VAE) or ``'mlp'``.
+    bn_epsilon: batch-norm epsilon of the ``'dcgan_upsample'`` blocks (PyTorch-GAN: 0.8).
+    dropout: channel-dropout rate of the ``'dcgan_upsample'`` discriminator (PyTorch-GAN:
+      0.25); in training each call draws its own dropout key.
     mlp_activation: activation of MLP encoders/discriminators (``'leaky_relu'`` or ``'relu'``).
     conv_channels, deconv_start, deconv_channels: the ``'conv'`` encoder's channels and the
       decoder's starting (H, W, C) and channels.
@@ -66,6 +71,8 @@ class ModelConfig:
   conv_channels: tuple = (128, 256, 512, 1024)
   deconv_start: tuple = (4, 4, 1024)
   deconv_channels: tuple = (512, 256)
+  bn_epsilon: float = 1e-5
+  dropout: float = 0.0
   latent_dim: Optional[int] = None
   optimizer: str = "adam"
   learning_rate: Optional[float] = None
@@ -87,8 +94,16 @@ class ModelConfig:
       object.__setattr__(self, name, tuple(int(d) for d in getattr(self, name)))
     if len(self.image_shape) != 3 or min(self.image_shape) < 1:
       raise ValueError(f"image_shape must be (height, width, channels), got {self.image_shape}.")
-    if self.architecture not in ("dcgan", "conv", "mlp"):
-      raise ValueError(f"architecture={self.architecture!r}; use 'dcgan', 'conv' or 'mlp'.")
+    if self.architecture not in ("dcgan", "dcgan_upsample", "conv", "mlp"):
+      raise ValueError(f"architecture={self.architecture!r}; use 'dcgan', 'dcgan_upsample', "
+                       "'conv' or 'mlp'.")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+    if self.dropout > 0 and self.architecture != "dcgan_upsample":
+      raise ValueError(f"dropout={self.dropout} is only used by architecture='dcgan_upsample'; "
+                       "set it to 0 or change the architecture.")
+    if not self.bn_epsilon > 0:
+      raise ValueError(f"bn_epsilon must be > 0, got {self.bn_epsilon}.")
     if self.mlp_activation not in ("relu", "leaky_relu"):
       raise ValueError(f"mlp_activation={self.mlp_activation!r}; use 'relu' or 'leaky_relu'.")
     if self.optimizer not in ("adam", "sgd"):
@@ -250,6 +265,11 @@ class Context:
     self._draws = 0
 
   def apply(self, name: str, *args, **kwargs):
+    if self.train and self.cfg.dropout > 0:
+      key = self.next_key()
+      if self.axis_name is not None:  # independent masks per shard
+        key = jax.random.fold_in(key, jax.lax.axis_index(self.axis_name))
+      kwargs["rngs"] = {"dropout": key}
     variables = {"params": self.params[name]}
     stats = self.batch_stats.get(name)
     if stats:

@@ -17,7 +17,7 @@ def _common(cfg: ModelConfig, axis_name, conditional: bool):
               hidden=cfg.hidden, num_classes=cfg.num_classes if conditional else None,
               mlp_activation=cfg.mlp_activation, conv_channels=cfg.conv_channels,
               deconv_start=cfg.deconv_start, deconv_channels=cfg.deconv_channels,
-              bn_axis_name=axis_name, dtype=cfg.compute_dtype)
+              bn_epsilon=cfg.bn_epsilon, dropout=cfg.dropout, bn_axis_name=axis_name, dtype=cfg.compute_dtype)
 
 
 def _images(cfg):
