@@ -120,3 +120,26 @@ def write_table(path: pathlib.Path, lines: list[str], records: dict) -> None:
 
 def now() -> str:
   return time.strftime("%Y-%m-%d %H:%M")
+
+
+def code_version() -> str:
+  """``git`` commit of the code that writes the table (``+dirty`` with uncommitted changes)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(__file__).resolve().parents[1]
+  try:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                           check=True, capture_output=True, text=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown (not a git checkout)"
+  return commit + ("+dirty" if dirty else "")
+
+
+def run_time_line(summaries) -> str:
+  """Training + evaluation time of the runs themselves (a table may reuse finished runs)."""
+  total = sum(s.get("wall_time_s", 0.0) for s in summaries)
+  resumed = sum(1 for s in summaries if s.get("resumed_from"))
+  return (f"runs' own wall time {total / 60:.1f} min summed over {len(summaries)} runs"
+          + (f" ({resumed} resumed from a checkpoint: only the resumed part counted)"
+             if resumed else ""))

@@ -57,7 +57,9 @@ def main(argv=None) -> int:
       root, preset, dataset=data["dataset"], split=data["split"], data_dir=data["data_dir"] or None,
       test_dataset=data["eval_dataset"], test_split=data["eval_split"],
       test_data_dir=data["eval_data_dir"] or None)
-  records = {"preset": args.preset, "seeds": seeds, "steps": steps, "runs": {}}
+  records = {"preset": args.preset, "seeds": seeds, "steps": steps, "runs": {},
+             "code": common.code_version()}
+  summaries = []
   for variant, metric in (("gan", "inception_score"), ("iwgan", "inception_score"),
                           ("cgan", "conditional_accuracy"), ("iwcgan", "conditional_accuracy")):
     if variant not in models:
@@ -68,12 +70,14 @@ def main(argv=None) -> int:
       config.eval.metrics = metric
       config.eval.classifier_dir = str(classifier_dir)
       summary = common.run(config, root / f"{variant}_seed{seed}")
+      summaries.append(summary)
       records["runs"].setdefault(variant, []).append(summary["eval"])
   wall = time.time() - started
   clf = next(iter(records["runs"].values()))[0]["classifier"]
   lines = [f"# Table 2 (left, middle), MNIST: preset `{args.preset}`", "",
            f"Command: `python -m experiments.table2_gan {' '.join(argv or sys.argv[1:])}`  ",
-           f"Finished {common.now()}; wall time {wall / 60:.1f} min; {seeds} seed(s) x {steps} "
+           f"Finished {common.now()} (code {records['code']}); this invocation "
+           f"{wall / 60:.1f} min, {common.run_time_line(summaries)}; {seeds} seed(s) x {steps} "
            f"steps per model; DCGAN networks of width {preset.width}, batch {preset.batch_size}, "
            "Adam 2e-4 / beta1 0.5, identical for base and IW models.", "",
            f"Training data: {data['dataset']}/{data['split']}. Evaluation: "

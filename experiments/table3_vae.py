@@ -108,7 +108,9 @@ def main(argv=None) -> int:
   svae_columns = {c: d for c, d in svae_columns.items() if c in wanted}
   models = args.models.split(",")
   started = time.time()
-  records = {"preset": args.preset, "seeds": seeds, "steps": steps, "runs": {}}
+  records = {"preset": args.preset, "seeds": seeds, "steps": steps, "runs": {},
+             "code": common.code_version()}
+  summaries = []
   for model in models:
     plan = svae_columns if model in ("svae", "aasvae") else columns
     for column, data in plan.items():
@@ -116,6 +118,7 @@ def main(argv=None) -> int:
         config = configure(model, preset, seed, steps, data)
         try:
           summary = common.run(config, root / f"{model}_{column.rstrip('%')}pct_seed{seed}")
+          summaries.append(summary)
         except input_pipeline.DataError as err:
           print(f"error: {err}", file=sys.stderr)
           return 2
@@ -124,7 +127,8 @@ def main(argv=None) -> int:
   wall = time.time() - started
   lines = [f"# Table 3 (and Table 2, right): preset `{args.preset}`", "",
            f"Command: `python -m experiments.table3_vae {' '.join(argv or sys.argv[1:])}`  ",
-           f"Finished {common.now()}; wall time {wall / 60:.1f} min; {seeds} seed(s) x {steps} "
+           f"Finished {common.now()} (code {records['code']}); this invocation "
+           f"{wall / 60:.1f} min, {common.run_time_line(summaries)}; {seeds} seed(s) x {steps} "
            f"steps per cell; DCGAN networks of width {preset.width}, latent 20, batch "
            f"{preset.batch_size}, Adam 1e-3, dynamic binarisation for training, fixed for test.",
            "", "Test lower bound (higher is better); paper's value in brackets.", "",
