@@ -37,12 +37,15 @@ def load(out: pathlib.Path):
   pythae_nll = None
   if (out / "pythae_nll.json").exists() and (out / "pythae_nll.json").read_text().strip():
     pythae_nll = json.loads((out / "pythae_nll.json").read_text().strip().splitlines()[-1])
-  return peers, ours, evals, pythae_nll
+  registry = None
+  if (out / "registry.json").exists():
+    registry = json.loads((out / "registry.json").read_text())
+  return peers, ours, evals, pythae_nll, registry
 
 
 def main(out_dir: str) -> None:
   out = pathlib.Path(out_dir)
-  peers, ours, evals, pythae_nll = load(out)
+  peers, ours, evals, pythae_nll, registry = load(out)
   env = ours["environment"]
   rows = {(r["name"], r["batch"]): r for r in ours["rows"] if "batch" in r and "steps_per_s" in r}
   print("# Benchmarks: unigen_jax steps next to peer implementations\n")
@@ -59,7 +62,7 @@ def main(out_dir: str) -> None:
     when = datetime.datetime.fromtimestamp(peers_file.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
     print(f"Peer rows finished at {when}; unigen_jax rows were measured at {env['time']} on the "
           "same machine by the same script (a later invocation with `SKIP_PEERS=1` re-measures "
-          "only unigen_jax). The first pass of our rows is in `benchmarks/results/` history.\n")
+          "only unigen_jax).\n")
   print("Protocol: warm-up >= 3 steps and >= 2 s, then the median of 5 windows of >= 2 s "
         "(`block_until_ready` at the end of each); a step is forward + loss + backward + "
         "optimizer update; float32; one fixed random batch; host-to-device transfer not "
@@ -108,6 +111,31 @@ def main(out_dir: str) -> None:
   for (name, batch), r in sorted(rows.items()):
     mem = r.get("device_peak_bytes", r.get("xla_estimate_bytes", float("nan"))) / 1e6
     print(f"| {name} | {batch} | {r['compile_s']:.2f} | {mem:.1f} | {r['num_params']:,} |")
+  if registry:
+    reg = [r for r in registry["rows"] if "steps_per_s" in r]
+    batches = sorted({r["batch"] for r in reg})
+    args = registry["args"]
+    print("\n## Every registered variant\n")
+    print(f"`python -m benchmarks.bench --suite=registry --batches={args['batches']} "
+          f"--width={args['width']} --out=benchmarks/results/registry.json`, measured "
+          f"{registry['environment']['time']} (same protocol; DCGAN networks of width "
+          f"{args['width']}, 28x28x1, every variant's default hyperparameters; semi-supervised "
+          "variants get an unlabelled batch as large as the labelled one). Cells: steps/s "
+          "(examples/s), compile s, XLA memory estimate MB.\n")
+    print("| variant | " + " | ".join(f"batch {b}" for b in batches) + " |")
+    print("|---|" + "---|" * len(batches))
+    by = {(r["variant"], r["batch"]): r for r in reg}
+    for variant in sorted({r["variant"] for r in reg}):
+      cells = []
+      for b in batches:
+        r = by.get((variant, b))
+        if r is None:
+          cells.append("-")
+          continue
+        mem = r.get("device_peak_bytes", r.get("xla_estimate_bytes", float("nan"))) / 1e6
+        cells.append(f"{r['steps_per_s']:.3g} ({r['steps_per_s'] * b:,.0f}), "
+                     f"{r['compile_s']:.1f} s, {mem:.0f} MB")
+      print(f"| {variant} | " + " | ".join(cells) + " |")
   pipe = [r for r in ours["rows"] if r["name"].startswith("pipeline_")]
   if pipe:
     print("\n## Input pipeline (MNIST-sized uint8 arrays in memory)\n")
