@@ -149,11 +149,13 @@ def main(argv=None) -> int:
               "| model | 1% labels | 10% labels |", "|---|---|---|"]
     for model in ("svae", "aasvae"):
       if model in models:
-        cells = [f"{common.fmt([r['svae_accuracy'] for r in records['runs'][model][c]], 4)} "
-                 f"[{PAPER_ACCURACY[model][i]}]" for i, c in enumerate(("1%", "10%"))]
+        runs = records["runs"][model]
+        cells = [f"{common.fmt([r['svae_accuracy'] for r in runs[c]], 4)} "
+                 f"[{PAPER_ACCURACY[model][i]}]" if c in runs else "-"
+                 for i, c in enumerate(("1%", "10%"))]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
   lines += ["", "Data per column:"]
-  for model in models[:1] + [m for m in models if m == "svae"]:
+  for model in dict.fromkeys(models[:1] + [m for m in models if m == "svae"]):
     for column, runs in records["runs"][model].items():
       lines.append(f"- {model} {column}: {runs[0]['data']}; evaluated on {runs[0]['dataset']} "
                    f"({runs[0]['num_examples']} images)")
