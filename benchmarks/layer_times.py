@@ -33,15 +33,11 @@ def _time(fn, *args, calls=3):
   return (time.perf_counter() - start) / calls
 
 
-def _upsample_direct(x, kernel):
-  b, h, w, c = x.shape
-  up = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c)).reshape(b, 2 * h, 2 * w, c)
-  return jax.lax.conv_general_dilated(up, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=DN)
-
-
-def _upsample_subpixel(x, kernel):
-  module = backbones.UpsampleConv(kernel.shape[-1], use_bias=False, method="subpixel")
-  return module.apply({"params": {"kernel": kernel}}, x)
+def _upsample_conv(method):
+  def apply(x, kernel):
+    module = backbones.UpsampleConv(kernel.shape[-1], use_bias=False, method=method)
+    return module.apply({"params": {"kernel": kernel}}, x)
+  return apply
 
 
 def cases(batch):
@@ -63,7 +59,7 @@ def cases(batch):
   for where, h, c_in, c_out in (("PyTorch-GAN DCGAN G, 8->16", 8, 128, 128),
                                 ("PyTorch-GAN DCGAN G, 16->32", 16, 128, 64)):
     out.append((f"upsample+conv3x3 {where}", (batch, h, h, c_in), (3, 3, c_in, c_out),
-                _upsample_direct, _upsample_subpixel))
+                _upsample_conv("direct"), _upsample_conv("subpixel")))
   return out
 
 

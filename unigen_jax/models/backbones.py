@@ -146,24 +146,29 @@ class UpsampleDiscriminatorBackbone(nn.Module):
     return x.reshape((x.shape[0], -1))
 
 
-def _phase_kernels(kernel: jax.Array) -> jax.Array:
-  """The 2x2 kernels of the four output phases of nearest-x2-upsampling + 3x3 convolution.
+def _add_bias(module: nn.Module, y: jax.Array) -> jax.Array:
+  """``y + bias`` with a zero-initialised ``bias`` parameter of ``module.features`` entries,
+  as ``nn.Conv`` / ``nn.ConvTranspose`` have it (``module.use_bias`` off: ``y``)."""
+  if not module.use_bias:
+    return y
+  bias = module.param("bias", nn.initializers.zeros, (module.features,))
+  return y + bias.astype(module.dtype)
 
-  Row ``2i + a`` of the upsampled image reads input rows ``i - 1, i, i`` (``a = 0``) or
-  ``i, i, i + 1`` (``a = 1``), so the 3x3 taps that land on the same input row add up:
-  ``a = 0`` -> ``[k0, k1 + k2]`` at offsets ``(-1, 0)``, ``a = 1`` -> ``[k0 + k1, k2]``
-  at ``(0, +1)``; the same along columns. Returns ``[2, 2, C_in, 4 * C_out]`` with the
-  phases ``(a, b)`` in the order (0,0), (0,1), (1,0), (1,1) along the output channels.
+
+def _upsampled_conv_kernel(kernel: jax.Array) -> jax.Array:
+  """The 4x4 stride-2 transposed-convolution kernel equal to nearest-x2 upsampling followed
+  by this 3x3 'same' convolution.
+
+  Upsampling repeats each input pixel over a 2x2 block (a transposed convolution with a
+  2x2 box kernel); convolving that with the 3x3 kernel adds neighbouring taps, along each
+  axis ``[k0, k0 + k1, k1 + k2, k2]``. Row ``2i + a`` of the upsampled image reads input
+  rows ``i - 1, i, i`` (``a = 0``) or ``i, i, i + 1`` (``a = 1``): the transposed
+  convolution's even and odd taps.
   """
-  k0, k1, k2 = kernel[0], kernel[1], kernel[2]
-  rows = (jnp.stack([k0, k1 + k2]), jnp.stack([k0 + k1, k2]))  # [2, 3, Ci, Co] per phase a
-
-  def cols(k):  # [2, 3, Ci, Co] -> the two column phases, each [2, 2, Ci, Co]
-    c0, c1, c2 = k[:, 0], k[:, 1], k[:, 2]
-    return jnp.stack([c0, c1 + c2], 1), jnp.stack([c0 + c1, c2], 1)
-
-  phases = [ph for r in rows for ph in cols(r)]
-  return jnp.concatenate(phases, axis=-1)
+  def box(k, axis):
+    k0, k1, k2 = (jnp.take(k, i, axis=axis) for i in range(3))
+    return jnp.stack([k0, k0 + k1, k1 + k2, k2], axis=axis)
+  return box(box(kernel, 0), 1)
 
 
 class UpsampleConv(nn.Module):
@@ -172,10 +177,11 @@ class UpsampleConv(nn.Module):
 
   Parameters are those of the 3x3 convolution on the upsampled image (``kernel``
   ``[3, 3, C_in, C_out]``, as in PyTorch-GAN's ``Upsample`` + ``Conv2d(k=3, p=1)``).
-  ``method='subpixel'`` (default) folds the taps into four 2x2 kernels, one per output
-  phase (``_phase_kernels``), runs one 2x2 convolution at the *input* resolution and
-  interleaves the phases: 16 instead of 36 multiply-adds per input pixel and channel
-  pair (2.25x fewer FLOPs, the same function up to float rounding). ``'direct'``
+  ``method='subpixel'`` (default) runs it as the equal 4x4 stride-2 transposed convolution
+  (``_upsampled_conv_kernel``) in sub-pixel form (``subpixel_conv_transpose``): one 2x2
+  convolution per output phase at the *input* resolution, 16 instead of 36 multiply-adds
+  per input pixel and channel pair (2.25x fewer FLOPs, the same function up to float
+  rounding). ``'direct'``
   upsamples and convolves, as written.
   """
   features: int
@@ -187,31 +193,18 @@ class UpsampleConv(nn.Module):
   def __call__(self, x):
     kernel = self.param("kernel", dcgan_init, (3, 3, x.shape[-1], self.features))
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    b, h, w, c = x.shape
-    dn = ("NHWC", "HWIO", "NHWC")
     if self.method == "direct":
+      b, h, w, c = x.shape
       up = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c)).reshape(
           (b, 2 * h, 2 * w, c))
       y = jax.lax.conv_general_dilated(up, kernel, (1, 1), ((1, 1), (1, 1)),
-                                       dimension_numbers=dn)
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
     elif self.method == "subpixel":
-      # One 2x2 convolution per phase (a, b), padded on the side its taps reach. (A single
-      # convolution with symmetric padding and 4 C_out channels computes the same, but
-      # XLA:CPU's kernel gradient of that shape is 40x slower.)
-      phase_kernels = _phase_kernels(kernel)
-      phases = []
-      for index, (a, bb) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        k = phase_kernels[..., index * self.features:(index + 1) * self.features]
-        phases.append(jax.lax.conv_general_dilated(
-            x, k, (1, 1), ((1 - a, a), (1 - bb, bb)), dimension_numbers=dn))  # [B, H, W, C]
-      y = jnp.stack(phases, axis=3).reshape(b, h, w, 2, 2, self.features)
-      y = y.transpose(0, 1, 3, 2, 4, 5)  # [B, H, a, W, b, C]
-      y = y.reshape(b, 2 * h, 2 * w, self.features)
+      # 'SAME' for kernel 4, stride 2: the dilated input is padded by 2 on each side.
+      y = subpixel_conv_transpose(x, _upsampled_conv_kernel(kernel), ((2, 2), (2, 2)))
     else:
       raise ValueError(f"method={self.method!r}; use 'subpixel' or 'direct'.")
-    if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
-    return y
+    return _add_bias(self, y)
 
 
 class UpsampleGeneratorBackbone(nn.Module):
@@ -221,8 +214,8 @@ class UpsampleGeneratorBackbone(nn.Module):
   twice [upsample x2, conv 3x3, batch norm, LeakyReLU 0.2] with widths ``2w, w``, and a
   3x3 convolution to the image channels (no batch norm). Each upsample + conv runs as one
   sub-pixel convolution at the lower resolution (``UpsampleConv``: same parameters and
-  function, 2.25x fewer FLOPs); no transposed convolutions, so it is fast on XLA:CPU too. Conv biases directly before batch norm
-  are dropped (their gradient is exactly zero). Returns logits ``[B, *image_shape]``.
+  function, 2.25x fewer FLOPs), fast on XLA:CPU too. Conv biases directly before batch
+  norm are dropped (their gradient is exactly zero). Returns logits ``[B, *image_shape]``.
   """
   image_shape: Sequence[int]
   width: int = 64
@@ -258,8 +251,8 @@ class SubpixelConvTranspose(nn.Module):
   ``lax.conv_transpose`` up to float rounding. Output row ``2m + a`` only sees kernel rows
   ``a`` and ``a + 2`` at input rows ``m + a - 1`` and ``m + a``, so the zeros that a
   transposed convolution inserts are never multiplied. On XLA:CPU the gradient of a wide
-  ``lax.conv_transpose`` is off Eigen's fast path: 0.29 s against 0.044 s here for
-  128 -> 64 channels at 7x7, batch 64. ``method='auto'`` uses this on CPU when
+  ``lax.conv_transpose`` is off Eigen's fast path: fwd+bwd 0.177 s against 0.038 s here
+  for 128 -> 64 channels at 7x7, batch 64 (``python -m benchmarks.layer_times``). ``method='auto'`` uses this on CPU when
   ``C_out > 1`` (with one output channel the lax path is faster) and ``lax.conv_transpose``
   on GPU/TPU; ``'subpixel'`` / ``'lax'`` force one.
   """
@@ -278,9 +271,7 @@ class SubpixelConvTranspose(nn.Module):
                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
     else:  # 'SAME' for kernel 4, stride 2 pads the dilated input by 2 on each side
       y = subpixel_conv_transpose(x, kernel, ((2, 2), (2, 2)))
-    if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
-    return y
+    return _add_bias(self, y)
 
 
 class MLPBackbone(nn.Module):
@@ -399,9 +390,7 @@ class StridedConvTranspose(nn.Module):
     else:
       y = jax.lax.conv_transpose(x, kernel, (s, s), padding,
                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
-    return y
+    return _add_bias(self, y)
 
 
 def _conv_transpose_method(method: str, features: int) -> str:
@@ -466,9 +455,7 @@ class StridedConv(nn.Module):
     else:
       y = jax.lax.conv_general_dilated(x, kernel, (s, s), padding,
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
-    return y
+    return _add_bias(self, y)
 
 
 class ConvStackEncoderBackbone(nn.Module):
