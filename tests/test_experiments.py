@@ -41,6 +41,17 @@ def test_table3_smoke_subset(tmp_path):
   assert set(records["runs"]["vae"]) == {"1%", "10%", "100%"}
 
 
+@needs_sample
+def test_table3_smoke_svae_one_column(tmp_path):
+  """A table with only some SVAE columns run still writes its accuracy rows."""
+  out = tmp_path / "t3.md"
+  assert table3_vae.main(["--preset=smoke", f"--workdir={tmp_path / 'w'}", f"--out={out}",
+                          "--models=svae", "--columns=1%"]) == 0
+  text = out.read_text()
+  assert "| svae | " in text and "[0.9412] | - |" in text
+  assert text.count("- svae 1%:") == 1
+
+
 @pytest.mark.slow
 @needs_sample
 def test_full_smoke_tables(tmp_path):
