@@ -191,6 +191,18 @@ def test_refuses_to_resume_with_a_different_config(idx_data, tmp_path):
   assert summary["resumed_from"] == 4
 
 
+def test_run_saved_before_a_config_field_existed_resumes_at_its_default():
+  """New fields default to the old behaviour; a non-default value is still a change."""
+  config = default.get_config("vae")
+  stored = json.loads(json.dumps(config.to_dict(), default=train._jsonable))
+  del stored["model"]["dropout"], stored["model"]["bn_epsilon"]  # as saved by older code
+  assert train.check_resume_compatible(stored, config) == []
+  config.model.bn_epsilon = 0.8
+  assert train.check_resume_compatible(stored, config) == ["model.bn_epsilon"]
+  stored["model"]["dropout"] = 0.25  # present in the stored run: compared as before
+  assert train.check_resume_compatible(stored, config) == ["model.bn_epsilon", "model.dropout"]
+
+
 def test_nonfinite_training_stops_and_keeps_last_good_checkpoint(idx_data, tmp_path):
   config = tiny_config("vae", idx_data, steps=40, log_every=1, checkpoint_every=1,
                        **{"model.optimizer": "sgd", "model.learning_rate": 1e9})

@@ -159,9 +159,13 @@ def check_resume_compatible(stored: dict, config: ml_collections.ConfigDict) -> 
   """Names of fields that differ from the stored config and may not change on resume."""
   now = {k: _jsonable(v) for k, v in _flatten(config).items()}
   then = _flatten(stored)
+  # A field added to the config after the run was saved is compatible at its default value:
+  # new fields default to the behaviour the code had before they existed.
+  defaults = {k: _jsonable(v) for k, v in _flatten(default_config.get_config(config.variant)).items()}
+  added_at_default = {k for k in set(now) - set(then) if k in defaults and now[k] == defaults[k]}
   return sorted(k for k in set(now) | set(then)
                 if now.get(k) != then.get(k) and k not in RESUMABLE_FIELDS
-                and not k.startswith(RESUMABLE_PREFIXES))
+                and k not in added_at_default and not k.startswith(RESUMABLE_PREFIXES))
 
 
 # --- helpers ---------------------------------------------------------------------
