@@ -152,10 +152,15 @@ PEER_MATCHED = {
     # pythae conv MNIST VAE (17.2M parameters).
     "unigen_vae_conv_pythae": ("vae", dict(architecture="conv", latent_dim=16, learning_rate=1e-3)),
     # PyTorch-GAN's DCGAN at 32x32 (G 128-128-64 with upsampling + 3x3 convs, D 16-32-64-128
-    # with Dropout2d 0.25, BN eps 0.8, latent 100, Adam 2e-4/0.5): one D + one G update.
+    # with Dropout2d 0.25, BN eps 0.8, latent 100, Adam 2e-4/0.5): one G update, then one D
+    # update on the same (detached) fakes, the peer's order; '_dfirst': our default order
+    # (D first on its own fakes, then G), one generator forward pass more.
     "unigen_gan_dcgan32_pytorchgan": ("gan", dict(architecture="dcgan_upsample", width=64,
                                                   image_shape=(32, 32, 1), bn_epsilon=0.8,
-                                                  dropout=0.25)),
+                                                  dropout=0.25, update_order="generator_first")),
+    "unigen_gan_dcgan32_pytorchgan_dfirst": ("gan", dict(architecture="dcgan_upsample", width=64,
+                                                         image_shape=(32, 32, 1), bn_epsilon=0.8,
+                                                         dropout=0.25)),
     # The paper's DCGAN (28x28, width 64): our GAN step, for the FLOP utilisation.
     "unigen_gan_dcgan28": ("gan", dict(width=64)),
     "unigen_iwgan_dcgan28": ("iwgan", dict(width=64)),

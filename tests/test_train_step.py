@@ -225,7 +225,8 @@ def test_new_variant_in_a_few_lines():
 
 
 def test_sharded_steps_match_single_device_on_8_simulated_devices():
-  """Sharded jit and shard_map vs one device, same global batch, GAN- and VAE-family.
+  """Sharded jit and shard_map vs one device, same global batch, GAN- and VAE-family, and
+  the generator-first GAN order (its fakes handed on within each shard).
 
   With the default Adam optimizer. (Adam's ``g / (|g| + eps)`` would amplify rounding
   noise in coordinates whose true gradient is zero, e.g. a bias right before batch norm;
@@ -234,12 +235,13 @@ def test_sharded_steps_match_single_device_on_8_simulated_devices():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
   script = pathlib.Path(__file__).parent / "helpers" / "multidevice_check.py"
-  out = subprocess.run([sys.executable, str(script), "3", "adam", "gan", "iwgan", "vae"],
+  checked = ("gan", "iwgan", "vae", "cgan:generator_first")
+  out = subprocess.run([sys.executable, str(script), "3", "adam", *checked],
                        env=env, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
   assert {(r["variant"], r["mode"]) for r in rows} == {
-      (v, m) for v in ("gan", "iwgan", "vae") for m in ("jit", "shard_map")}
+      (v, m) for v in checked for m in ("jit", "shard_map")}
   for row in rows:
     assert row["param_diff"] < 1e-5, row
     assert row["batch_stats_diff"] < 1e-5, row
@@ -387,3 +389,85 @@ def test_fast_paths_keep_the_parameter_tree_names():
   gen = train_step.build("gan", width=8).init(jax.random.key(0)).params["generator"]
   assert sorted(gen["DCGANGeneratorBackbone_0"]) == [
       "BatchNorm_0", "BatchNorm_1", "ConvTranspose_0", "ConvTranspose_1", "Dense_0"]
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_generator_first_order_reuses_the_generator_batch_for_the_discriminator(conditional):
+  """``update_order='generator_first'`` equals the hand-written PyTorch-DCGAN order.
+
+  Reference with plain gradient descent: the generator steps on D(G(z)); the discriminator
+  then steps on the real batch and the *same* fakes G(z) of the generator before its
+  update. The step's RNG contract: player ``i`` uses ``fold_in(fold_in(fold_in(key, step),
+  i), repeat)`` and its context's first draw is ``fold_in(player_key, 1)``.
+  """
+  name, lr = ("cgan" if conditional else "gan"), 0.05
+  model = train_step.build(name, **TINY, optimizer="sgd", learning_rate=lr,
+                           update_order="generator_first")
+  assert [p.name for p in model.players] == ["generator", "discriminator"]
+  state, batch, key = model.init(jax.random.key(0)), make_batch(), jax.random.key(4)
+  new, metrics = train_step.make_train_step(model, parallelism="none", donate=False)(
+      state, batch, key)
+
+  modules = model.modules()
+  player_key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, 0), 0), 0)
+  draws = iter(jax.random.fold_in(player_key, i) for i in (1, 2))
+  labels = jax.random.randint(next(draws), (8,), 0, 10) if conditional else None  # drawn first
+  z = jax.random.normal(next(draws), (8, model.cfg.latent_dim))
+
+  def apply_with_stats(net, params, *args):
+    variables = {"params": params, "batch_stats": state.batch_stats[net]}
+    args = args + ((labels,) if conditional and args[-1] is not batch["label"] else ())
+    return modules[net].apply(variables, *args, train=True, mutable=["batch_stats"])
+
+  def apply(net, params, *args):
+    return apply_with_stats(net, params, *args)[0]
+
+  def generate(g_params):
+    return jax.nn.sigmoid(apply("generator", g_params, z))
+
+  def generator_loss(g_params):
+    return losses.generator_loss_nonsaturating(
+        apply("discriminator", state.params["discriminator"], generate(g_params)))
+
+  fakes = generate(state.params["generator"])  # the generator before its update
+
+  def discriminator_loss(d_params):
+    real_args = (batch["image"], batch["label"]) if conditional else (batch["image"],)
+    return losses.discriminator_loss(apply("discriminator", d_params, *real_args),
+                                     apply("discriminator", d_params, fakes))
+
+  for net, loss_fn in (("generator", generator_loss), ("discriminator", discriminator_loss)):
+    grads = jax.grad(loss_fn)(state.params[net])
+    expected = jax.tree.map(lambda p, g: p - lr * g, state.params[net], grads)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                 new.params[net], expected)
+  np.testing.assert_allclose(metrics["discriminator/loss"],
+                             discriminator_loss(state.params["discriminator"]), rtol=1e-5)
+
+  # The default order (discriminator first, its own fakes) is a different update, and the
+  # fused order compiles one generator forward pass fewer.
+  default = train_step.build(name, **TINY, optimizer="sgd", learning_rate=lr)
+  flops = {}
+  for label, m in (("generator_first", model), ("default", default)):
+    compiled = train_step.make_train_step(m, parallelism="none", donate=False).lower(
+        state, batch, key).compile()
+    cost = compiled.cost_analysis()
+    flops[label] = float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
+  # A training-mode forward pass: outputs and the batch-norm running averages.
+  generator_forward = jax.jit(lambda g: apply_with_stats("generator", g, z)).lower(
+      state.params["generator"]).compile().cost_analysis()
+  generator_forward = float((generator_forward[0] if isinstance(generator_forward, (list, tuple))
+                             else generator_forward)["flops"])
+  # At least the generator forward pass is saved; XLA also shares the discriminator's pass
+  # on the fakes, which both updates run with the same parameters (no dropout here).
+  saved = flops["default"] - flops["generator_first"]
+  assert saved > 0.9 * generator_forward, (flops, generator_forward)
+
+
+def test_unknown_update_order_is_one_clear_error():
+  with pytest.raises(ValueError, match="no update_order 'generator_first'.*available: \\['default'\\]"):
+    train_step.build("vae", **TINY, update_order="generator_first")
+  gan = variants.get("gan")
+  frozen = dataclasses.replace(gan, name="gan_d_only", players=gan.players[:1])
+  with pytest.raises(ValueError, match="lists players \\['generator', 'discriminator'\\]"):
+    train_step.build(frozen, **TINY, update_order="generator_first")

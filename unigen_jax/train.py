@@ -143,6 +143,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
   config.model.num_classes = int(model["num_classes"])
   try:
     model_cfg = variant.resolve(variants.ModelConfig(**{**model, "hidden": tuple(model["hidden"])}))
+    variant.players_for(model_cfg)  # a bad update_order fails here, before any file is written
   except (TypeError, ValueError) as err:
     raise ConfigError(f"config.model: {err}") from None
   for field in ("latent_dim", "learning_rate", "b1"):  # record the variant's defaults

@@ -69,7 +69,8 @@ class Model:
   def __init__(self, variant: Variant, cfg: ModelConfig):
     self.variant = variant
     self.cfg = variant.resolve(cfg)
-    self.optimizers = {p.name: variant.optimizer(self.cfg, p) for p in variant.players}
+    self.players = variant.players_for(self.cfg)  # in the configured update order
+    self.optimizers = {p.name: variant.optimizer(self.cfg, p) for p in self.players}
 
   def modules(self, bn_axis_name: Optional[str] = None):
     return {name: spec.build(self.cfg, bn_axis_name) for name, spec in self.variant.modules.items()}
@@ -90,7 +91,7 @@ class Model:
       batch_stats[name] = variables.get("batch_stats", {})
     opt_states = {
         p.name: self.optimizers[p.name].init({m: params[m] for m in p.modules})
-        for p in self.variant.players}
+        for p in self.players}
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                        opt_states=opt_states)
     if mesh is not None:
@@ -135,30 +136,31 @@ def build(variant: Union[str, Variant], cfg: Optional[Union[ModelConfig, Mapping
 
 
 def _player_update(model: Model, modules, player, params, batch_stats, opt_state, batch, key,
-                   axis_name, num_shards):
+                   axis_name, num_shards, received):
   """Gradient of one player's loss w.r.t. its own networks, and the optimizer update."""
 
   def objective(own_params):
     ctx = Context(model.variant, model.cfg, modules, {**params, **own_params}, batch_stats, key,
-                  train=True, axis_name=axis_name, num_shards=num_shards)
+                  train=True, axis_name=axis_name, num_shards=num_shards, received=received)
     loss, metrics = player.loss(ctx, batch)
-    return loss, (metrics, ctx.batch_stats)
+    return loss, (metrics, ctx.batch_stats, jax.lax.stop_gradient(ctx.handoff))
 
   own = {m: params[m] for m in player.modules}
   if axis_name is None:
-    (loss, (metrics, new_stats)), grads = jax.value_and_grad(objective, has_aux=True)(own)
+    (loss, (metrics, new_stats, handoff)), grads = jax.value_and_grad(objective, has_aux=True)(own)
   else:
     # Differentiate w.r.t. a device-varying copy of the (replicated) parameters: each device
     # gets the gradient of its local mean loss (shard_map would otherwise psum it in the
     # transpose), and their pmean is the gradient of the global-batch loss, as with pmap.
     varying = jax.lax.pcast(own, axis_name, to="varying")
-    (loss, (metrics, new_stats)), grads = jax.value_and_grad(objective, has_aux=True)(varying)
+    (loss, (metrics, new_stats, handoff)), grads = jax.value_and_grad(objective, has_aux=True)(
+        varying)
     grads = jax.lax.pmean(grads, axis_name)
     loss = jax.lax.pmean(loss, axis_name)
   updates, opt_state = model.optimizers[player.name].update(grads, opt_state, own)
   own = optax.apply_updates(own, updates)
   metrics = dict(metrics, **{f"{player.name}/loss": loss})
-  return own, new_stats, opt_state, metrics
+  return own, new_stats, opt_state, metrics, handoff
 
 
 def _single_step(model: Model, modules, state: TrainState, batch, key, axis_name=None,
@@ -168,12 +170,14 @@ def _single_step(model: Model, modules, state: TrainState, batch, key, axis_name
   opt_states = dict(state.opt_states)
   metrics = {}
   pending = []
-  for index, player in enumerate(model.variant.players):
+  handed = {}  # arrays earlier players pass on (Context.handoff), e.g. the generated batch
+  for index, player in enumerate(model.players):
     for repeat in range(player.steps):
       player_key = jax.random.fold_in(jax.random.fold_in(key, index), repeat)
-      own, batch_stats, opt_state, player_metrics = _player_update(
+      own, batch_stats, opt_state, player_metrics, handoff = _player_update(
           model, modules, player, params, batch_stats, opt_states[player.name], batch,
-          player_key, axis_name, num_shards)
+          player_key, axis_name, num_shards, handed)
+      handed = {**handed, **handoff}
       opt_states[player.name] = opt_state
       metrics.update(player_metrics)
       if model.variant.schedule == "alternating":

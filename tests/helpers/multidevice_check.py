@@ -1,7 +1,8 @@
 """Run with 8 simulated CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=8).
 
 For each variant given on the command line: the sharded-jit step and the shard_map step
-must match the single-device step on the same global batch. Prints one JSON line per
+must match the single-device step on the same global batch (``name:order`` picks an
+update order, e.g. ``gan:generator_first``). Prints one JSON line per
 (variant, mode) with the largest absolute parameter and metric differences.
 """
 
@@ -16,7 +17,9 @@ from unigen_jax import train_step
 
 
 def run(variant, parallelism, batch, steps, optimizer):
-  model = train_step.build(variant, width=8, hidden=(32,), optimizer=optimizer)
+  name, _, order = variant.partition(":")
+  model = train_step.build(name, width=8, hidden=(32,), optimizer=optimizer,
+                           update_order=order or "default")
   state = model.init(jax.random.key(0))
   step = train_step.make_train_step(model, parallelism=parallelism, donate=False)
   key = jax.random.key(42)

@@ -42,7 +42,8 @@ def get_config(arg: str = "vae") -> ml_collections.ConfigDict:
       b1=placeholder(float), b2=0.999,
       num_importance_samples=5, fake_weight=1.0, svae_alpha=1.0,
       infogan_categories=10, infogan_continuous=2, infogan_weight=1.0,
-      infogan_continuous_weight=0.1, adversarial_weight=1.0, dtype="float32"))
+      infogan_continuous_weight=0.1, adversarial_weight=1.0, dtype="float32",
+      update_order="default"))       # GANs: 'generator_first' reuses G's batch for D
 
   config.data = ml_collections.ConfigDict(dict(
       dataset=dataset,

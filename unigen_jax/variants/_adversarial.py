@@ -40,7 +40,10 @@ def gan_losses(objective: str, conditional: bool):
 
   def discriminator(ctx: Context, batch):
     real = batch["image"]
-    fake, fake_labels = _generate(ctx, real.shape[0], conditional)
+    if "fake" in ctx.received:  # 'generator_first': the generator update's batch, detached
+      fake, fake_labels = ctx.received["fake"], ctx.received.get("fake_labels")
+    else:
+      fake, fake_labels = _generate(ctx, real.shape[0], conditional)
     real_logits = _discriminate(ctx, real, batch.get("label"), conditional)
     fake_logits = _discriminate(ctx, sg(fake), fake_labels, conditional)
     loss = losses.discriminator_loss(real_logits, fake_logits)
@@ -49,6 +52,9 @@ def gan_losses(objective: str, conditional: bool):
 
   def generator(ctx: Context, batch):
     fake, fake_labels = _generate(ctx, batch["image"].shape[0], conditional)
+    ctx.handoff["fake"] = fake  # for a discriminator update after this one
+    if conditional:
+      ctx.handoff["fake_labels"] = fake_labels
     fake_logits = _discriminate(ctx, fake, fake_labels, conditional)
     metrics = {}
     if objective == "importance_weighted":
@@ -64,12 +70,14 @@ def gan_losses(objective: str, conditional: bool):
 
 def gan_variant(name: str, description: str, objective: str, conditional: bool) -> Variant:
   disc_loss, gen_loss = gan_losses(objective, conditional)
+  discriminator = Player("discriminator", ("discriminator",), disc_loss)
+  generator = Player("generator", ("generator",), gen_loss)
   return Variant(
       name=name, description=description, family="adversarial",
       modules={"generator": _specs.generator(conditional),
                "discriminator": _specs.discriminator(conditional)},
-      players=(Player("discriminator", ("discriminator",), disc_loss),
-               Player("generator", ("generator",), gen_loss)),
+      players=(discriminator, generator),
+      orders={"generator_first": ("generator", "discriminator")},
       batch_keys=("image", "label") if conditional else ("image",),
       defaults=_specs.GAN_DEFAULTS,
       sampler=_specs.sample_from("generator", conditional), conditional=conditional)

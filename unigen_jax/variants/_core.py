@@ -9,6 +9,10 @@ A *variant* (GAN, IWGAN, VAE, AA-VAE, ...) is a declaration, not a training loop
   loss is a function ``loss(ctx, batch) -> (scalar, metrics)`` written with
   :mod:`unigen_jax.losses`; ``ctx`` (a ``Context``) applies networks with the
   current parameters and batch statistics and draws random numbers.
+* ``orders``: optional alternative player orders, chosen with
+  ``ModelConfig.update_order``. A player's loss may hand arrays to the players after it
+  in the same step (``ctx.handoff[name] = ...``; they read ``ctx.received``), e.g. the
+  generated batch, so that the next player does not recompute it.
 * ``schedule``: ``'alternating'`` (players update in order, each seeing the
   previous players' new parameters, as in DCGAN) or ``'simultaneous'`` (every
   gradient is taken at the same parameters).
@@ -61,6 +65,11 @@ class ModelConfig:
     infogan_weight, infogan_continuous_weight: weights of the InfoGAN terms.
     adversarial_weight: weight of the adversarial term in ADA and AAE.
     dtype: compute dtype of the networks (``'float32'`` or ``'bfloat16'``).
+    update_order: ``'default'`` (the variant's ``players``) or an alternative order the
+      variant declares in ``Variant.orders``. GAN, IWGAN, CGAN, IW-CGAN:
+      ``'generator_first'`` updates the generator first and then the discriminator on the
+      same generated batch (detached, from the generator before its update), as PyTorch
+      DCGAN implementations do: one generator forward pass per step instead of two.
   """
   image_shape: tuple = (28, 28, 1)
   num_classes: int = 10
@@ -87,6 +96,7 @@ class ModelConfig:
   infogan_continuous_weight: float = 0.1
   adversarial_weight: float = 1.0
   dtype: str = "float32"
+  update_order: str = "default"
 
   def __post_init__(self):
     object.__setattr__(self, "image_shape", tuple(int(d) for d in self.image_shape))
@@ -174,6 +184,8 @@ class Variant:
     sampler: ``sampler(ctx, n, labels) -> images [n, H, W, C]`` in [0, 1], or
       None for variants that do not generate.
     conditional: whether ``sampler`` uses labels (one grid row per class).
+    orders: ``{name: player names}``: alternative update orders of the same players,
+      selected by ``ModelConfig.update_order``.
   """
   name: str
   description: str
@@ -185,6 +197,7 @@ class Variant:
   schedule: str = "alternating"
   sampler: Optional[Callable] = None
   conditional: bool = False
+  orders: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     owners = {}
@@ -197,6 +210,9 @@ class Variant:
           raise ValueError(f"variant {self.name!r}: module {module!r} is updated by both "
                            f"{owners[module]!r} and {player.name!r}; give it one owner.")
         owners[module] = player.name
+    if "default" in self.orders:
+      raise ValueError(f"variant {self.name!r}: 'default' is the order of `players`; give "
+                       "the alternative order another name.")
     if self.schedule not in ("alternating", "simultaneous"):
       raise ValueError(f"schedule={self.schedule!r}; use 'alternating' or 'simultaneous'.")
 
@@ -204,6 +220,20 @@ class Variant:
     """Fills the config's ``None`` fields from this variant's defaults."""
     updates = {k: v for k, v in self.defaults.items() if getattr(cfg, k, None) is None}
     return cfg.replace(**updates)
+
+  def players_for(self, cfg: ModelConfig) -> Sequence[Player]:
+    """The players in the update order ``cfg.update_order``."""
+    if cfg.update_order == "default":
+      return tuple(self.players)
+    if cfg.update_order not in self.orders:
+      raise ValueError(f"variant {self.name!r} has no update_order {cfg.update_order!r}; "
+                       f"available: {['default', *sorted(self.orders)]}.")
+    by_name = {p.name: p for p in self.players}
+    names = list(self.orders[cfg.update_order])
+    if sorted(names) != sorted(by_name):
+      raise ValueError(f"variant {self.name!r}: update_order {cfg.update_order!r} lists players "
+                       f"{names}, but the variant's players are {sorted(by_name)}.")
+    return tuple(by_name[n] for n in names)
 
   def optimizer(self, cfg: ModelConfig, player: Player) -> optax.GradientTransformation:
     del player  # one optimizer family for all players; override per variant if needed
@@ -244,7 +274,8 @@ class Context:
   """What a player's loss sees: networks bound to the current parameters, and RNG.
 
   ``apply`` threads batch statistics functionally (updated in ``batch_stats``
-  when ``train``). Random draws (``normal``, ``uniform``, ``randint``,
+  when ``train``). ``handoff`` collects arrays this player passes to the players after
+  it in the same step (stop their gradient); ``received`` holds those passed to it. Random draws (``normal``, ``uniform``, ``randint``,
   ``bernoulli``) take the *local* batch shape; inside ``shard_map`` they are
   slices of the draw for the global batch, so a sharded step sees the same
   random numbers as a single-device step on the whole batch.
@@ -252,7 +283,8 @@ class Context:
 
   def __init__(self, variant: Variant, cfg: ModelConfig, modules: Mapping[str, nn.Module],
                params: Mapping[str, Any], batch_stats: Mapping[str, Any], key: Array, *,
-               train: bool = True, axis_name: Optional[str] = None, num_shards: int = 1):
+               train: bool = True, axis_name: Optional[str] = None, num_shards: int = 1,
+               received: Optional[Mapping[str, Array]] = None):
     self.variant = variant
     self.cfg = cfg
     self.modules = modules
@@ -263,6 +295,8 @@ class Context:
     self.num_shards = num_shards
     self._key = key
     self._draws = 0
+    self.received = dict(received or {})
+    self.handoff = {}
 
   def apply(self, name: str, *args, **kwargs):
     if self.train and self.cfg.dropout > 0:
