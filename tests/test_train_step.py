@@ -471,3 +471,20 @@ def test_unknown_update_order_is_one_clear_error():
   frozen = dataclasses.replace(gan, name="gan_d_only", players=gan.players[:1])
   with pytest.raises(ValueError, match="lists players \\['generator', 'discriminator'\\]"):
     train_step.build(frozen, **TINY, update_order="generator_first")
+
+
+@pytest.mark.parametrize("name", ["gan", "aavae", "aae"])
+def test_discriminator_learning_rate_sets_the_discriminator_players_step_size(name):
+  """Adam's first update is ``lr * g / (|g| + eps)``: at most ``lr`` per coordinate, and
+  close to it where the gradient is not tiny."""
+  model = train_step.build(name, **TINY, learning_rate=1e-3, discriminator_learning_rate=1e-5)
+  state = model.init(jax.random.key(0))
+  new, _ = train_step.make_train_step(model, donate=False)(state, make_batch(), jax.random.key(1))
+  for player in model.players:
+    lr = 1e-5 if player.name.endswith("discriminator") else 1e-3
+    step = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+               for m in player.modules
+               for a, b in zip(jax.tree.leaves(new.params[m]), jax.tree.leaves(state.params[m])))
+    assert 0.5 * lr < step <= lr * 1.01, (player.name, step, lr)  # float32 differences
+  with pytest.raises(ValueError, match="discriminator_learning_rate must be > 0"):
+    train_step.build(name, **TINY, discriminator_learning_rate=0.0)

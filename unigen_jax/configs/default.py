@@ -39,6 +39,7 @@ def get_config(arg: str = "vae") -> ml_collections.ConfigDict:
       architecture="dcgan", width=64, hidden=(500,), mlp_activation="leaky_relu",
       conv_channels=(128, 256, 512, 1024), deconv_start=(4, 4, 1024), deconv_channels=(512, 256),
       bn_epsilon=1e-5, dropout=0.0, latent_dim=placeholder(int), optimizer="adam", learning_rate=placeholder(float),
+      discriminator_learning_rate=placeholder(float),  # None: learning_rate
       b1=placeholder(float), b2=0.999,
       num_importance_samples=5, fake_weight=1.0, svae_alpha=1.0,
       infogan_categories=10, infogan_continuous=2, infogan_weight=1.0,

@@ -58,6 +58,9 @@ class ModelConfig:
     optimizer: ``'adam'`` (default) or ``'sgd'`` (plain gradient descent, e.g. to compare
       numerics: Adam's ``g / (|g| + eps)`` amplifies rounding in near-zero gradients).
     learning_rate, b1, b2: Adam (GANs: 2e-4, 0.5, 0.999 as in DCGAN; VAEs: 1e-3, 0.9, 0.999).
+    discriminator_learning_rate: learning rate of the players whose name ends in
+      ``discriminator`` (GANs, AA-VAEs, ALI, AAE, ADA); ``None``: ``learning_rate``. A
+      two-time-scale setting, e.g. to keep the AA-VAE discriminator from saturating.
     num_importance_samples: IWAE's K.
     fake_weight: weight of generated samples in the AA-VAE family (Eq. 17).
     svae_alpha: weight of the M2 classification term.
@@ -85,6 +88,7 @@ class ModelConfig:
   latent_dim: Optional[int] = None
   optimizer: str = "adam"
   learning_rate: Optional[float] = None
+  discriminator_learning_rate: Optional[float] = None
   b1: Optional[float] = None
   b2: float = 0.999
   num_importance_samples: int = 5
@@ -126,8 +130,9 @@ class ModelConfig:
     for name in ("latent_dim",):
       if getattr(self, name) is not None and getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
-    if self.learning_rate is not None and not self.learning_rate > 0:
-      raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+    for name in ("learning_rate", "discriminator_learning_rate"):
+      if getattr(self, name) is not None and not getattr(self, name) > 0:
+        raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
 
   @property
   def compute_dtype(self):
@@ -236,10 +241,12 @@ class Variant:
     return tuple(by_name[n] for n in names)
 
   def optimizer(self, cfg: ModelConfig, player: Player) -> optax.GradientTransformation:
-    del player  # one optimizer family for all players; override per variant if needed
+    learning_rate = cfg.learning_rate
+    if player.name.endswith("discriminator") and cfg.discriminator_learning_rate is not None:
+      learning_rate = cfg.discriminator_learning_rate
     if cfg.optimizer == "sgd":
-      return optax.sgd(cfg.learning_rate)
-    return optax.adam(cfg.learning_rate, b1=cfg.b1, b2=cfg.b2)
+      return optax.sgd(learning_rate)
+    return optax.adam(learning_rate, b1=cfg.b1, b2=cfg.b2)
 
   def check_batch(self, batch: Batch, cfg: ModelConfig) -> None:
     """Raises one clear error for a batch this variant cannot use."""
