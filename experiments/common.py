@@ -75,6 +75,33 @@ def base_config(variant: str, preset: Preset, *, seed: int, dataset: str, split:
   return config
 
 
+def apply_overrides(config, overrides) -> list[str]:
+  """Sets ``field.path=value`` strings on ``config`` (values as Python literals); returns them.
+
+  An unknown field or an unparsable value is one clear error (``SystemExit`` with code 2).
+  """
+  import ast  # pylint: disable=g-import-not-at-top
+  applied = []
+  for item in overrides or ():
+    path, sep, text = item.partition("=")
+    if not sep:
+      raise SystemExit(f"error: --set {item!r}: write field.path=value, e.g. "
+                       "model.discriminator_learning_rate=1e-5")
+    *parents, leaf = path.split(".")
+    node = config
+    for name in parents:
+      node = node.get(name) if hasattr(node, "get") else None
+    if node is None or leaf not in node:
+      raise SystemExit(f"error: --set {item!r}: the config has no field {path!r}")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text  # a bare string
+    node[leaf] = value
+    applied.append(f"{path}={value!r}")
+  return applied
+
+
 def run(config, workdir: pathlib.Path) -> dict:
   """Trains (or resumes) one run; returns its summary with the evaluation."""
   print(f"== {config.variant} seed {config.seed} -> {workdir}", file=sys.stderr, flush=True)

@@ -88,6 +88,9 @@ def main(argv=None) -> int:
   parser.add_argument("--steps", type=int, default=None)
   parser.add_argument("--models", default="vae,aavae,cvae,aacvae,svae,aasvae")
   parser.add_argument("--columns", default="1%,10%,100%", help="data fractions to run")
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="config override for every run, e.g. "
+                      "model.discriminator_learning_rate=1e-5 (use its own --workdir)")
   args = parser.parse_args(argv)
   preset = common.PRESETS[args.preset]
   if args.preset == "cpu":
@@ -111,11 +114,13 @@ def main(argv=None) -> int:
   records = {"preset": args.preset, "seeds": seeds, "steps": steps, "runs": {},
              "code": common.code_version()}
   summaries = []
+  overrides = []
   for model in models:
     plan = svae_columns if model in ("svae", "aasvae") else columns
     for column, data in plan.items():
       for seed in range(seeds):
         config = configure(model, preset, seed, steps, data)
+        overrides = common.apply_overrides(config, args.set)
         try:
           summary = common.run(config, root / f"{model}_{column.rstrip('%')}pct_seed{seed}")
           summaries.append(summary)
@@ -130,7 +135,8 @@ def main(argv=None) -> int:
            f"Finished {common.now()} (code {records['code']}); this invocation "
            f"{wall / 60:.1f} min, {common.run_time_line(summaries)}; {seeds} seed(s) x {steps} "
            f"steps per cell; DCGAN networks of width {preset.width}, latent 20, batch "
-           f"{preset.batch_size}, Adam 1e-3, dynamic binarisation for training, fixed for test.",
+           f"{preset.batch_size}, Adam 1e-3, dynamic binarisation for training, fixed for test"
+           + (f"; overrides: {', '.join(overrides)}" if args.set else "") + ".",
            "", "Test lower bound (higher is better); paper's value in brackets.", "",
            "| model | 1% | 10% | 100% |", "|---|---|---|---|"]
   for model in models:

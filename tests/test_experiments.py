@@ -34,11 +34,18 @@ def test_table2_smoke_subset(tmp_path):
 def test_table3_smoke_subset(tmp_path):
   out = tmp_path / "t3.md"
   assert table3_vae.main(["--preset=smoke", f"--workdir={tmp_path / 'w'}", f"--out={out}",
-                          "--models=vae,aavae"]) == 0
+                          "--models=vae,aavae", "--set=model.discriminator_learning_rate=1e-5"]) == 0
   text = out.read_text()
   assert "| vae |" in text and "[-122.89]" in text and "aavae vs vae, 1%" in text
+  assert "overrides: model.discriminator_learning_rate=1e-05" in text
   records = json.loads(out.with_suffix(".json").read_text())
   assert set(records["runs"]["vae"]) == {"1%", "10%", "100%"}
+  stored = json.loads((tmp_path / "w" / "smoke" / "aavae_1pct_seed0" / "config.json").read_text())
+  assert stored["model"]["discriminator_learning_rate"] == 1e-5
+  with pytest.raises(SystemExit, match="no field 'model.discriminator_lr'"):
+    table3_vae.main(["--preset=smoke", f"--workdir={tmp_path / 'w4'}", f"--out={out}",
+                     "--set=model.discriminator_lr=1e-5"])
+  assert not (tmp_path / "w4").exists()
 
 
 @needs_sample
