@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from experiments import aa_discriminator
 from experiments import kl_directions
 from experiments import table2_gan
 from experiments import table3_vae
@@ -57,6 +58,20 @@ def test_table3_smoke_svae_one_column(tmp_path):
   text = out.read_text()
   assert "| svae | " in text and "[0.9412] | - |" in text
   assert text.count("- svae 1%:") == 1
+
+
+@needs_sample
+def test_aa_discriminator_sweep_smoke(tmp_path):
+  out = tmp_path / "aa"
+  assert aa_discriminator.main(["--preset=smoke", "--runs=aavae:1e-6", "--seeds=1",
+                                f"--workdir={tmp_path / 'w'}", f"--out={out}"]) == 0
+  text = out.with_suffix(".md").read_text()
+  assert "| aavae | 1e-6 |" in text and "| aavae | shared (1e-3) |" in text and "| vae | - |" in text
+  assert out.with_suffix(".png").stat().st_size > 0
+  stored = json.loads((tmp_path / "w_dlr1e-6" / "smoke" / "aavae_1pct_seed0" / "config.json")
+                      .read_text())
+  assert stored["model"]["discriminator_learning_rate"] == 1e-6
+  assert aa_discriminator.main(["--preset=smoke", "--runs=vae:1e-6"]) == 2
 
 
 @pytest.mark.slow
