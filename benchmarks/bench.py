@@ -167,12 +167,14 @@ PEER_MATCHED = {
 }
 
 
-def suite_peers(batches, **kw) -> list[dict]:
+def suite_peers(batches, steps_per_call=(1,), **kw) -> list[dict]:
   rows = []
   for name, (variant, cfg) in PEER_MATCHED.items():
     for b in batches:
-      rows.append(bench_model(name, train_step.build(variant, **cfg), b, **kw))
-      _print_row(rows[-1])
+      for n in steps_per_call:
+        rows.append(bench_model(name, train_step.build(variant, **cfg), b, steps_per_call=n,
+                                **kw))
+        _print_row(rows[-1])
   return rows
 
 
@@ -275,6 +277,9 @@ def main(argv=None) -> int:
   parser.add_argument("--eval_images", type=int, default=10000)
   parser.add_argument("--eval_k", type=int, default=5000)
   parser.add_argument("--eval_batch", type=int, default=100)
+  parser.add_argument("--steps_per_call", default="1",
+                      help="peers suite: comma-separated steps per compiled call (lax.scan), "
+                      "e.g. 1,10 to measure the dispatch saving")
   parser.add_argument("--quick", action="store_true", help="short windows (smoke test only)")
   parser.add_argument("--out", default="")
   args = parser.parse_args(argv)
@@ -286,7 +291,7 @@ def main(argv=None) -> int:
   rows = []
   for suite in args.suite.split(","):
     if suite == "peers":
-      rows += suite_peers(batches, **kw)
+      rows += suite_peers(batches, [int(n) for n in args.steps_per_call.split(",")], **kw)
     elif suite == "registry":
       rows += suite_registry(batches, args.width, **kw)
     elif suite == "pipeline":
