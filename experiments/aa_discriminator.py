@@ -27,6 +27,7 @@ import numpy as np
 
 from experiments import common
 from experiments import table3_vae
+from unigen_jax import reporting
 
 BASE = {"aavae": "vae", "aacvae": "cvae"}
 COLUMN_DIR = {"1%": "1pct", "10%": "10pct", "100%": "100pct"}
@@ -34,8 +35,7 @@ COLUMN_DIR = {"1%": "1pct", "10%": "10pct", "100%": "100pct"}
 
 def final_weights(workdir: pathlib.Path) -> tuple[float, float]:
   """Mean D(x) on the real and the generated batch at the last logged step."""
-  lines = (workdir / "metrics.jsonl").read_text().splitlines()
-  last = json.loads(lines[-1])
+  last = reporting.read_metrics(workdir / "metrics.jsonl")[-1]
   return float(last["aa_weight_real"]), float(last["aa_weight_fake"])
 
 
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
                       help="shared-rate runs here, rate r in <workdir>_dlr<r>")
   parser.add_argument("--out", default="results/aa_discriminator")
   args = parser.parse_args(argv)
-  runs = []
+  rates = {}  # aa model -> its discriminator rates
   for item in args.runs.split(","):
     model, _, rate = item.partition(":")
     if model not in BASE or not rate:
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     except ValueError:
       print(f"error: --runs entry {item!r}: the rate must be a positive number", file=sys.stderr)
       return 2
-    runs.append((model, rate))
+    rates.setdefault(model, []).append(rate)
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   common_args = [f"--preset={args.preset}", f"--columns={args.column}", f"--seeds={args.seeds}"]
@@ -86,14 +86,14 @@ def main(argv=None) -> int:
                            for s in range(args.seeds)]
       cells[(model, rate)] = cell
 
-  for model in dict.fromkeys(m for m, _ in runs):
+  for model in rates:
     table = out / f"{BASE[model]}_{model}_shared_rate.md"
     code = table3_vae.main(common_args + [f"--models={BASE[model]},{model}",
                                           f"--workdir={args.workdir}", f"--out={table}"])
     if code:
       return code
     collect(table, args.workdir, (BASE[model], model), "shared")
-  for model, rate in runs:
+  for model, rate in ((m, r) for m, model_rates in rates.items() for r in model_rates):
     table = out / f"{model}_dlr{rate}.md"
     workdir = f"{args.workdir}_dlr{rate}"
     code = table3_vae.main(common_args + [f"--models={model}", f"--workdir={workdir}",
@@ -113,11 +113,11 @@ def main(argv=None) -> int:
            "step (the Eq. 17 weights q^r(y|x)), mean over seeds.", "",
            "| model | discriminator learning rate | test bound | vs base (nats) | D(real) | D(fake) |",
            "|---|---|---|---|---|---|"]
-  for model in dict.fromkeys(m for m, _ in runs):
+  for model, model_rates in rates.items():
     base = BASE[model]
     base_mean = common.mean_std(cells[(base, "shared")]["elbo"])[0]
     lines.append(f"| {base} | - | {common.fmt(cells[(base, 'shared')]['elbo'])} | | | |")
-    for rate in ["shared"] + [r for m, r in runs if m == model]:
+    for rate in ["shared"] + model_rates:
       cell = cells[(model, rate)]
       real, fake = np.mean(np.asarray(cell["weights"]), axis=0)
       label = "shared (1e-3)" if rate == "shared" else rate
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
       lines.append(f"| {model} | {label} | {common.fmt(cell['elbo'])} | {diff:+.2f} | "
                    f"{real:.3g} | {fake:.3g} |")
   figure = out.with_suffix(".png")
-  _plot(cells, runs, figure)
+  _plot(cells, rates, figure)
   lines += ["", f"![test bound against the discriminator's learning rate]({figure.name})"]
   common.write_table(out.with_suffix(".md"), lines,
                      {"preset": args.preset, "column": args.column, "seeds": args.seeds,
@@ -134,24 +134,24 @@ def main(argv=None) -> int:
   return 0
 
 
-def _plot(cells, runs, path: pathlib.Path) -> None:
+def _plot(cells, rates, path: pathlib.Path) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
-  for i, model in enumerate(dict.fromkeys(m for m, _ in runs)):
+  for i, (model, model_rates) in enumerate(rates.items()):
     color = f"C{i}"
-    rates = ["shared"] + [r for m, r in runs if m == model]
-    xs = [1e-3 if r == "shared" else float(r) for r in rates]
+    settings = ["shared"] + model_rates
+    xs = [1e-3 if r == "shared" else float(r) for r in settings]
     order = np.argsort(xs)
     xs = np.asarray(xs)[order]
-    stats = np.asarray([common.mean_std(cells[(model, rates[j])]["elbo"]) for j in order])
+    stats = np.asarray([common.mean_std(cells[(model, settings[j])]["elbo"]) for j in order])
     ax.errorbar(xs, stats[:, 0], yerr=stats[:, 1], marker="o", color=color, capsize=3,
                 label=model)
     base_mean, base_std = common.mean_std(cells[(BASE[model], "shared")]["elbo"])
     ax.axhline(base_mean, color=color, ls="--", lw=1, label=f"{BASE[model]} (no discriminator)")
     ax.axhspan(base_mean - base_std, base_mean + base_std, color=color, alpha=0.1)
-    weights = np.asarray([np.mean(np.asarray(cells[(model, rates[j])]["weights"]), axis=0)
+    weights = np.asarray([np.mean(np.asarray(cells[(model, settings[j])]["weights"]), axis=0)
                           for j in order])
     bx.plot(xs, weights[:, 0], marker="o", color=color, label=f"{model}: D(real)")
     bx.plot(xs, weights[:, 1], marker="s", ls=":", color=color, label=f"{model}: D(fake)")

@@ -282,8 +282,8 @@ class Context:
 
   ``apply`` threads batch statistics functionally (updated in ``batch_stats``
   when ``train``). ``handoff`` collects arrays this player passes to the players after
-  it in the same step (stop their gradient); ``received`` holds those passed to it. Random draws (``normal``, ``uniform``, ``randint``,
-  ``bernoulli``) take the *local* batch shape; inside ``shard_map`` they are
+  it in the same step (their gradient is stopped); ``received`` holds those passed to
+  it. Random draws (``normal``, ``uniform``, ``randint``, ``bernoulli``) take the *local* batch shape; inside ``shard_map`` they are
   slices of the draw for the global batch, so a sharded step sees the same
   random numbers as a single-device step on the whole batch.
   """
