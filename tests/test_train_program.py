@@ -15,6 +15,7 @@ import pytest
 from unigen_jax import checkpointing
 from unigen_jax import train
 from unigen_jax import train_step
+from unigen_jax import config as config_lib
 from unigen_jax.configs import default
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -31,6 +32,7 @@ def idx_data(tmp_path_factory):
 def tiny_config(variant, data_dir, **overrides):
   config = default.get_config(f"{variant},mnist")
   config.data.data_dir = data_dir
+  config.data.verify_checksums = False  # random IDX files standing in for MNIST
   config.model.width = 4
   config.model.hidden = (16,)
   config.batch_size = 8
@@ -66,7 +68,8 @@ def cli(args, **kwargs):
 
 def flags_for(variant, data_dir, workdir, steps=8, extra=()):
   return [f"--config=unigen_jax/configs/default.py:{variant},mnist", f"--workdir={workdir}",
-          f"--config.data.data_dir={data_dir}", "--config.model.width=4", "--config.batch_size=8",
+          f"--config.data.data_dir={data_dir}", "--config.data.verify_checksums=False",
+          "--config.model.width=4", "--config.batch_size=8",
           f"--config.steps={steps}", "--config.log_every=2", "--config.checkpoint_every=4",
           "--config.sample_every=4", "--config.num_samples=16", "--config.progress=False", *extra]
 
@@ -194,7 +197,7 @@ def test_refuses_to_resume_with_a_different_config(idx_data, tmp_path):
 def test_run_saved_before_a_config_field_existed_resumes_at_its_default():
   """New fields default to the old behaviour; a non-default value is still a change."""
   config = default.get_config("vae")
-  stored = json.loads(json.dumps(config.to_dict(), default=train._jsonable))
+  stored = json.loads(json.dumps(config.to_dict(), default=config_lib.jsonable))
   del stored["model"]["dropout"], stored["model"]["bn_epsilon"]  # as saved by older code
   assert train.check_resume_compatible(stored, config) == []
   config.model.bn_epsilon = 0.8

@@ -1,19 +1,29 @@
-"""Checkpoints with orbax: atomic saves, newest-good restore, and the run's metadata.
+"""Checkpoints with orbax: atomic saves, checksums, newest-good restore, and the run's metadata.
 
 A checkpoint holds the ``TrainState`` (every network's parameters and batch
 statistics, every player's optimizer state, the step) and JSON metadata: the
-run's RNG key data and the data iterator's position. Orbax writes each step
-into a temporary directory and renames it when complete, so a save that is
-interrupted never replaces the last good checkpoint. Restoring tries the newest
-step first and falls back, with a warning, to older ones that still load.
+run's RNG key data, the data iterator's position, the variant and its revision,
+and a SHA-256 of every array of the state. Orbax writes each step into a
+temporary directory and renames it when complete, so a save that is interrupted
+never replaces the last good checkpoint.
+
+Restoring tries the newest step first. A checkpoint that does not load, holds
+non-finite values, or whose arrays do not match their stored SHA-256 (a flipped
+bit) is skipped with one line of warning (the details go to the workdir's
+``log.txt``) and the previous one is used; a writable checkpointer then moves the
+unusable ones to ``corrupt_checkpoints/`` (kept, never deleted). A read-only
+checkpointer (evaluation) changes nothing on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import logging
 import pathlib
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import numpy as np
@@ -21,55 +31,154 @@ import orbax.checkpoint as ocp
 
 
 class CheckpointError(RuntimeError):
-  """No checkpoint in the workdir could be restored."""
+  """No checkpoint in the workdir could be restored, or it belongs to another run."""
+
+
+def state_digest(state: Any) -> str:
+  """SHA-256 over every array of a pytree (shapes, dtypes and bytes, in tree order)."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(state):
+    array = np.asarray(jax.device_get(leaf))
+    if jax.dtypes.issubdtype(array.dtype, jax.dtypes.prng_key):
+      array = np.asarray(jax.random.key_data(array))
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+  return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+  """Orbax/TensorStore log every failed read with long tracebacks: keep them off the console."""
+  names = ("absl", "orbax", "asyncio", "tensorstore", "jax._src.distributed")
+  loggers = [logging.getLogger(n) for n in names]
+  levels = [lg.level for lg in loggers]
+  for lg in loggers:
+    lg.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    for lg, level in zip(loggers, levels):
+      lg.setLevel(level)
 
 
 class Checkpointer:
+  """Saves and restores the train state of one workdir's ``checkpoints/`` (or ``best/``).
 
-  def __init__(self, directory: pathlib.Path, keep: int = 3):
+  Args:
+    directory: the checkpoint directory.
+    keep: how many checkpoints to keep.
+    read_only: never create, delete, move or write anything (evaluation).
+    warn: one-line warnings for the console (default: ``logging.warning``).
+    log_file: where the full details of a failed restore are appended.
+  """
+
+  def __init__(self, directory: pathlib.Path, keep: int = 3, *, read_only: bool = False,
+               warn: Optional[Callable[[str], None]] = None,
+               log_file: Optional[pathlib.Path] = None):
     self.directory = pathlib.Path(directory).resolve()
+    self.read_only = read_only
+    self.warn = warn or logging.warning
+    self.log_file = log_file
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True,
+        max_to_keep=None if read_only else keep, create=not read_only, read_only=read_only,
+        save_interval_steps=0 if read_only else 1, cleanup_tmp_directories=not read_only,
         # Synchronous: the step donates the state's buffers right after a save.
         enable_async_checkpointing=False)
-    self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                         item_names=("state", "meta"))
+    with _quiet_orbax():
+      self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                           item_names=("state", "meta"))
 
   def steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
 
   def save(self, step: int, state: Any, meta: dict) -> None:
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
-    self.manager.wait_until_finished()
+    if self.read_only:
+      raise CheckpointError(f"{self.directory} was opened read-only.")
+    meta = dict(meta, state_sha256=state_digest(state))
+    try:
+      with _quiet_orbax():
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+        self.manager.wait_until_finished()
+    except OSError:
+      raise
+    except Exception as err:  # pylint: disable=broad-except
+      text = str(err)
+      if "No space left" in text or "ENOSPC" in text:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.directory)) from None
+      self._details(f"saving step {step} failed: {type(err).__name__}: {err}")
+      raise CheckpointError(f"saving the checkpoint of step {step} in {self.directory} failed "
+                            f"({_one_line(err)}); the previous checkpoints are intact.") from None
 
-  def restore(self, abstract_state: Any) -> Optional[tuple[int, Any, dict]]:
-    """(step, state, meta) of the newest checkpoint that loads, or None if there is none."""
+  def _details(self, text: str) -> None:
+    if self.log_file is not None and not self.read_only:
+      with open(self.log_file, "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+  def restore_meta(self, step: int) -> dict:
+    with _quiet_orbax():
+      return self.manager.restore(step, args=ocp.args.Composite(
+          meta=ocp.args.JsonRestore()))["meta"]
+
+  def restore(self, abstract_state: Any,
+              check_meta: Optional[Callable[[dict], None]] = None
+              ) -> Optional[tuple[int, Any, dict]]:
+    """(step, state, meta) of the newest checkpoint that loads, or None if there is none.
+
+    ``check_meta(meta)`` may raise :class:`CheckpointError` for a checkpoint of another
+    run (different seed, variant revision): that error is raised at once, not skipped.
+    """
     steps = self.steps()
     failures = []
     for step in reversed(steps):
       try:
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-        state, meta = restored["state"], restored["meta"]
-        leaves = jax.tree.leaves(state)
-        if not all(bool(np.all(np.isfinite(np.asarray(x)))) for x in leaves
-                   if np.issubdtype(np.asarray(x).dtype, np.floating)):
-          raise CheckpointError("non-finite values")
+        meta = self.restore_meta(step)
       except Exception as err:  # pylint: disable=broad-except
-        failures.append(f"step {step}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
-        logging.warning("checkpoint at step %d in %s cannot be restored (%s); trying an older one.",
-                        step, self.directory, failures[-1])
+        failures.append((step, err))
+        continue
+      if check_meta is not None:
+        check_meta(meta)  # another run's checkpoint: an error, never a fallback
+      try:
+        with _quiet_orbax():
+          state = self.manager.restore(step, args=ocp.args.Composite(
+              state=ocp.args.StandardRestore(abstract_state)))["state"]
+        expected = meta.get("state_sha256")
+        if expected is not None and state_digest(state) != expected:
+          raise CheckpointError("its arrays do not match their stored SHA-256 (corrupt data)")
+        for leaf in jax.tree.leaves(state):
+          array = np.asarray(leaf)
+          if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+            raise CheckpointError("non-finite values")
+      except CheckpointError as err:
+        failures.append((step, err))
+        continue
+      except Exception as err:  # pylint: disable=broad-except
+        failures.append((step, err))
         continue
       if failures:
-        logging.warning("resumed from the older checkpoint at step %d; unusable: %s", step,
-                        "; ".join(failures))
-        self._quarantine([s for s in steps if s > step])
+        self._report(failures, step)
+        if not self.read_only:
+          self._quarantine([s for s, _ in failures])
       return step, state, meta
     if steps:
-      raise CheckpointError(f"no checkpoint in {self.directory} can be restored ("
-                            f"{'; '.join(failures)}). Move that directory away to start afresh.")
+      self._report(failures, None)
+      raise CheckpointError(
+          f"no checkpoint in {self.directory} can be restored ("
+          + "; ".join(f"step {s}: {_one_line(e)}" for s, e in failures)
+          + "). Nothing was changed; move that directory aside to start this run afresh.")
     return None
+
+  def _report(self, failures, used_step) -> None:
+    for step, err in failures:
+      self._details(f"checkpoint step {step} in {self.directory} unusable: "
+                    f"{type(err).__name__}: {err}")
+    bad = ", ".join(str(s) for s, _ in failures)
+    if used_step is not None:
+      where = "left in place (read-only)" if self.read_only else "moved to corrupt_checkpoints/"
+      self.warn(f"checkpoint(s) at step {bad} unusable ({_one_line(failures[0][1])}); using "
+                f"step {used_step}; the unusable ones are {where}"
+                + (f"; details in {self.log_file}" if self.log_file and not self.read_only
+                   else ""))
 
   def _quarantine(self, bad_steps: list[int]) -> None:
     """Moves unusable checkpoints to ``../corrupt_checkpoints/`` (kept, never deleted)."""
@@ -80,25 +189,31 @@ class Checkpointer:
       if source.exists():
         destination = target / f"step_{step}_{int(time.time())}"
         source.rename(destination)
-        logging.warning("moved the unusable checkpoint of step %d to %s", step, destination)
+        self._details(f"moved the unusable checkpoint of step {step} to {destination}")
     self.manager.reload()
 
   def close(self):
     self.manager.close()
 
 
-def load_latest_state(model, directory) -> tuple[int, Any]:
-  """(step, state) of the newest good checkpoint of ``model`` in ``directory``.
+def _one_line(err: BaseException) -> str:
+  text = str(err).strip().splitlines()
+  return f"{type(err).__name__}: {text[0][:160] if text else ''}"
+
+
+def load_latest_state(model, directory, *, warn=None) -> tuple[int, Any]:
+  """(step, state) of the newest good checkpoint of ``model`` in ``directory``, read-only.
 
   Raises CheckpointError when there is none (e.g. a workdir that never saved).
   """
-  if not pathlib.Path(directory).is_dir():  # do not create it (the manager would)
-    raise CheckpointError(f"{pathlib.Path(directory).resolve()} holds no checkpoint.")
-  checkpointer = Checkpointer(directory)
+  directory = pathlib.Path(directory)
+  if not directory.is_dir():  # do not create it (the manager would)
+    raise CheckpointError(f"{directory.resolve()} holds no checkpoint.")
+  checkpointer = Checkpointer(directory, read_only=True, warn=warn)
   try:
     restored = checkpointer.restore(model.init(jax.random.key(0)))
   finally:
     checkpointer.close()
   if restored is None:
-    raise CheckpointError(f"{pathlib.Path(directory).resolve()} holds no checkpoint.")
+    raise CheckpointError(f"{directory.resolve()} holds no checkpoint.")
   return restored[0], restored[1]

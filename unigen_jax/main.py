@@ -1,4 +1,4 @@
-r"""Trains any registered variant on any dataset.
+r"""Trains any registered variant on any dataset (also installed as ``unigen-train``).
 
   python -m unigen_jax.main --config=unigen_jax/configs/default.py:aavae,mnist_sample \
       --workdir=workdirs/aavae [--config.steps=3000 --config.model.width=32 ...]
@@ -7,15 +7,19 @@ Rerunning the same command in the same workdir resumes from the last good
 checkpoint. ``--dry_run`` validates and prints the resolved config. Multi-host:
 ``--distributed`` (TPU pods, SLURM) or ``--coordinator_address``,
 ``--num_processes``, ``--process_id`` (see :mod:`unigen_jax.parallel`).
-Exit codes: 0 done, 2 bad config or data, 3 non-finite values, 130 interrupted.
+
+Exit codes: 0 done; 1 the disk is full or not writable; 2 a usage error (bad config,
+data or flags, a workdir in use or holding another run); 3 non-finite values;
+130 interrupted (a checkpoint was saved when training had started).
 """
 
 import json
+import signal
 import sys
 
 from absl import app
-from absl import logging as absl_logging
 from absl import flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -23,7 +27,11 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, samples.")
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
-    "allow_config_change", False, "Resume a workdir whose stored config differs.")
+    "allow_config_change", False, "Resume a workdir whose stored config differs (config.json "
+    "is rewritten only after its checkpoints were restored under the new config).")
+_RESTART = flags.DEFINE_bool(
+    "restart", False, "Start a workdir whose checkpoints are gone but whose metrics remain "
+    "again from step 0, moving the old outputs to previous_<time>/.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Validate and print the resolved config; no training.")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
                                  "Call jax.distributed.initialize() (TPU pod slices, SLURM).")
@@ -32,9 +40,30 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 
 
-def main(argv):
+def _interrupt_during_start_up(signum, _frame):
+  raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv) -> int:
+  # Until training owns the signals (it saves a checkpoint first), SIGTERM stops with a word.
+  signal.signal(signal.SIGTERM, _interrupt_during_start_up)
+  try:
+    return _main(argv)
+  except KeyboardInterrupt as err:
+    from unigen_jax import train  # pylint: disable=g-import-not-at-top
+    if isinstance(err, train.TrainingInterrupted):
+      print(f"interrupted: {err}", file=sys.stderr)
+    else:
+      print(f"interrupted ({err or 'SIGINT'}) during start-up: nothing was trained or saved; "
+            "rerun the same command.", file=sys.stderr)
+    return 130
+
+
+def _main(argv) -> int:
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    print(f"error: unexpected arguments {argv[1:]}; flags are --config, --workdir, "
+          "--config.<field>=<value>, ... (see --help).", file=sys.stderr)
+    return 2
   # Orbax logs every save at INFO through absl; keep the console to warnings and our progress.
   absl_logging.set_verbosity(absl_logging.WARNING)
   if _DISTRIBUTED.value or _COORDINATOR.value:
@@ -43,6 +72,9 @@ def main(argv):
   from unigen_jax import checkpointing  # pylint: disable=g-import-not-at-top
   from unigen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   from unigen_jax import train  # pylint: disable=g-import-not-at-top
+  from unigen_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  from unigen_jax import eval_classifier  # pylint: disable=g-import-not-at-top
+  from unigen_jax import evaluate  # pylint: disable=g-import-not-at-top
   if _CONFIG.value is None or not _WORKDIR.value and not _DRY_RUN.value:
     print("error: pass --config=<file>[:<arg>] and --workdir=<dir>", file=sys.stderr)
     return 2
@@ -53,16 +85,19 @@ def main(argv):
       print(json.dumps(model_cfg.__dict__, indent=2, default=str))
       return 0
     summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
-                                       allow_config_change=_ALLOW_CONFIG_CHANGE.value)
-  except (train.ConfigError, input_pipeline.DataError, checkpointing.CheckpointError) as err:
+                                       allow_config_change=_ALLOW_CONFIG_CHANGE.value,
+                                       restart=_RESTART.value)
+  except train.StorageError as err:
+    print(f"error: {err.strerror}", file=sys.stderr)
+    return 1
+  except (train.ConfigError, input_pipeline.DataError, checkpointing.CheckpointError,
+          workdir_lib.WorkdirError, evaluate.EvaluationError,
+          eval_classifier.ClassifierError) as err:
     print(f"error: {err}", file=sys.stderr)
     return 2
   except train.NonFiniteError as err:
     print(f"error: {err}", file=sys.stderr)
     return 3
-  except train.TrainingInterrupted as err:
-    print(f"interrupted: {err}", file=sys.stderr)
-    return 130
   print(json.dumps({k: summary[k] for k in ("variant", "final_step", "final_metrics",
                                             "steps_per_sec", "wall_time_s")}, indent=2))
   if "eval" in summary:
@@ -70,8 +105,18 @@ def main(argv):
   return 0
 
 
+def _flag_error_in_one_line(argv):
+  """absl prints a traceback for an unknown --config.<field>: one line and exit 2 instead."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as err:
+    print(f"error: {str(err).strip().splitlines()[-1]} (the config fields are listed in "
+          "unigen_jax/config.py; --dry_run prints them)", file=sys.stderr)
+    sys.exit(2)
+
+
 def run():
-  app.run(lambda argv: sys.exit(main(argv)))
+  app.run(lambda argv: sys.exit(main(argv)), flags_parser=_flag_error_in_one_line)
 
 
 if __name__ == "__main__":

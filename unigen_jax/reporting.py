@@ -14,16 +14,20 @@ class MetricWriter:
   """Appends ``{"step": s, **metrics}`` lines to ``metrics.jsonl`` and TensorBoard scalars.
 
   TensorBoard event files are written with ``tensorboardX`` (no TensorFlow needed).
-  Only process 0 should create one (the trainer passes ``enabled=False`` elsewhere).
+  Only process 0 should create one (the trainer passes ``enabled=False`` elsewhere). On
+  opening, a torn last line (a run killed mid-write) is cut off the file and kept in
+  ``log.txt``, so the next row never glues onto it.
   """
 
-  def __init__(self, workdir: pathlib.Path, enabled: bool = True):
+  def __init__(self, workdir: pathlib.Path, enabled: bool = True, tensorboard: bool = True):
     self.enabled = enabled
     self.path = pathlib.Path(workdir) / "metrics.jsonl"
     self._tb = None
     if enabled:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+      repair_torn_tail(self.path)
+      if tensorboard:
+        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+        self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
 
   def write(self, step: int, metrics: Mapping[str, float]) -> None:
     if not self.enabled:
@@ -31,24 +35,52 @@ class MetricWriter:
     row = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
     with open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
-    for key, value in metrics.items():
-      self._tb.add_scalar(key, float(value), int(step))
+    if self._tb is not None:
+      for key, value in metrics.items():
+        self._tb.add_scalar(key, float(value), int(step))
 
   def close(self):
     if self._tb is not None:
       self._tb.close()
 
 
+def repair_torn_tail(path: pathlib.Path) -> Optional[str]:
+  """Cuts an incomplete last line off a JSONL file; returns it (also appended to ``log.txt``)."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    return None
+  data = path.read_bytes()
+  if not data or data.endswith(b"\n"):
+    return None
+  cut = data.rfind(b"\n") + 1
+  torn = data[cut:].decode("utf-8", "replace")
+  with open(path, "r+b") as f:
+    f.truncate(cut)
+  with open(path.parent / "log.txt", "a") as f:
+    f.write(f"removed a torn last line from {path.name}: {torn[:500]!r}\n")
+  return torn
+
+
 def read_metrics(path: pathlib.Path) -> list[dict]:
-  """Rows of a metrics.jsonl, one per step (a resumed run's rewrite of a step wins)."""
-  by_step = {}
+  """Rows of a metrics.jsonl, one per step, oldest first.
+
+  Rows of the same step are merged (training and validation metrics of one step; a resumed
+  run's rewrite of a step wins key by key). A line that is not valid JSON (a torn write) is
+  skipped, never fatal.
+  """
+  by_step: dict = {}
   path = pathlib.Path(path)
   if not path.exists():
     return []
-  for line in path.read_text().splitlines():
-    if line.strip():
+  for line in path.read_text(errors="replace").splitlines():
+    if not line.strip():
+      continue
+    try:
       row = json.loads(line)
-      by_step[row["step"]] = row
+      step = int(row["step"])
+    except (ValueError, KeyError, TypeError):
+      continue
+    by_step.setdefault(step, {}).update(row)
   return [by_step[s] for s in sorted(by_step)]
 
 

@@ -1,31 +1,44 @@
 """Training program: ``train_and_evaluate(config, workdir)`` for every registered variant.
 
-The run is resumable: restarting the same command in the same workdir continues
-from the newest good checkpoint with the data iterator where it was, and
-produces bitwise the same parameters as an uninterrupted run. Everything is
-validated before anything is compiled or written. Outputs in ``workdir``:
+Read top to bottom, a run is: resolve the config (every field checked before anything is
+compiled or written) -> load the data -> lock the workdir -> restore the newest good
+checkpoint (or start) -> record the config -> the loop (steps, metrics, validation,
+samples, checkpoints) -> the final evaluation and summary.
 
-* ``config.json``: the resolved config (written once; a resume must match it);
-* ``checkpoints/``: orbax checkpoints every ``checkpoint_every`` steps, on
-  SIGINT/SIGTERM and at the end (a checkpoint that cannot be restored is moved to
-  ``corrupt_checkpoints/`` and the run resumes from the previous good one);
-* ``metrics.jsonl`` and ``tensorboard/``: metrics every ``log_every`` steps;
-* ``samples/step_XXXXXXX.png``: sample grids (conditional variants: a row per class);
-* ``curves.png``, ``summary.json`` (final metrics, wall time, steps/s, config,
-  versions) and, with ``config.eval.metrics``, ``eval.json``.
+Guarantees:
+
+* **Resumable, bitwise.** Restarting the same command in the same workdir continues from
+  the newest good checkpoint with the data iterator where it was and produces bitwise the
+  same parameters as an uninterrupted run. SIGINT/SIGTERM save a checkpoint and stop.
+* **One run per workdir.** An exclusive lock (``W/.lock``) refuses a second process and
+  names the one that holds it; a checkpoint written with another seed or by an older
+  revision of the variant is refused, never continued.
+* **Nothing saved is lost.** A changed config (``allow_config_change``) is written only
+  after the checkpoints were restored under it; a corrupt or unrestorable checkpoint is
+  moved to ``corrupt_checkpoints/``; a workdir whose checkpoints are gone but whose metrics
+  remain is refused (``restart=True`` moves the old outputs to ``previous_<time>/``).
+
+Outputs in ``workdir``: ``config.json``, ``checkpoints/``, ``best/`` (the checkpoint with
+the best validation metric, with ``validation.select``), ``metrics.jsonl`` and
+``tensorboard/`` (training metrics every ``log_every`` steps, ``val/<metric>`` every
+``validation.every``), ``samples/step_XXXXXXX.png``, ``curves.png``, ``summary.json``,
+``eval.json`` (with ``config.eval.metrics``), ``report.html`` and ``log.txt`` (details of
+anything recovered from).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import pathlib
 import platform
+import shutil
 import signal
 import sys
 import time
-from typing import Any, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -33,21 +46,19 @@ import ml_collections
 import numpy as np
 
 from unigen_jax import checkpointing
+from unigen_jax import config as config_lib
+from unigen_jax import evaluate
 from unigen_jax import input_pipeline
+from unigen_jax import metrics as metric_lib
 from unigen_jax import parallel
 from unigen_jax import reporting
 from unigen_jax import train_step
 from unigen_jax import variants
-from unigen_jax.configs import default as default_config
+from unigen_jax import workdir as workdir_lib
 
-# Fields that may change when a run is resumed (they do not change what is computed).
-RESUMABLE_FIELDS = {"steps", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every",
-                    "num_samples", "progress", "data.prefetch", "data.data_dir"}
-RESUMABLE_PREFIXES = ("eval.",)
-
-
-class ConfigError(ValueError):
-  """The config cannot be run; the message names the field and the fix."""
+ConfigError = config_lib.ConfigError
+resolve_config = config_lib.resolve_config
+check_resume_compatible = config_lib.check_resume_compatible
 
 
 class NonFiniteError(FloatingPointError):
@@ -55,121 +66,447 @@ class NonFiniteError(FloatingPointError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-  """SIGINT/SIGTERM: a checkpoint was saved; rerun the same command to resume."""
+  """SIGINT/SIGTERM: a checkpoint was saved (or nothing had started); rerun to resume."""
 
 
-# --- config validation -----------------------------------------------------------
+class StorageError(OSError):
+  """The disk is full or not writable; the message names the fix."""
 
-def _flatten(config: Any, prefix: str = "") -> dict:
-  out = {}
-  items = config.items() if hasattr(config, "items") else []
-  for key, value in items:
-    name = f"{prefix}{key}"
-    if isinstance(value, (ml_collections.ConfigDict, dict)):
-      out.update(_flatten(value, name + "."))
+
+# --- the program -----------------------------------------------------------------------
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       allow_config_change: bool = False, restart: bool = False) -> dict:
+  """Trains ``config.variant`` on ``config.data`` in ``workdir``; returns the summary dict."""
+  stop: dict = {}
+  started = time.time()
+  with _stop_on_signals(stop):
+    config, model_cfg = resolve_config(config)
+    workdir = pathlib.Path(workdir)
+    is_writer = jax.process_index() == 0
+    data = _training_data(config)
+    _check_interrupted(stop, "while loading the data")
+    with _workdir_lock(workdir, is_writer), _storage_errors(workdir):
+      stored = _stored_config(workdir, config, allow_config_change)
+      model = train_step.Model(variants.get(config.variant), model_cfg)
+      mesh = None if config.parallelism == "none" else parallel.data_mesh()
+      run_key = jax.random.key(config.seed)
+      state = model.init(jax.random.fold_in(run_key, 0), mesh=mesh)
+      checkpoints = checkpointing.Checkpointer(
+          workdir / "checkpoints", keep=config.keep_checkpoints, warn=_warn(is_writer),
+          log_file=workdir / "log.txt" if is_writer else None)
+      try:
+        state, resumed_from, meta = _restore(checkpoints, state, config, model, run_key, workdir,
+                                             stored, allow_config_change, restart, mesh)
+        if resumed_from is not None:
+          data.iterator.restore(meta["data_iterator"])
+          _say(is_writer, f"resumed from the checkpoint at step {resumed_from} in {workdir}")
+        if is_writer:
+          _commit_config(workdir, config)  # only now: the checkpoints fit this config
+        _check_interrupted(stop, "while restoring the checkpoints")
+        loop = _TrainingLoop(config, model, workdir, data, checkpoints, run_key, mesh, stop,
+                             is_writer, meta.get("validation") if meta else None)
+        state = loop.run(state)
+      finally:
+        checkpoints.close()
+      return _finish(config, model, state, workdir, data, loop, resumed_from, is_writer,
+                     started)
+
+
+# --- before the loop ---------------------------------------------------------------------
+
+def _training_data(config) -> input_pipeline.TrainData:
+  variant = variants.get(config.variant)
+  return input_pipeline.make_train_data(
+      dataset=config.data.dataset, split=config.data.split, data_dir=config.data.data_dir or None,
+      source=config.data.source, download=config.data.download, fraction=config.data.fraction,
+      num_examples=config.data.num_examples, num_labelled=config.data.num_labelled,
+      batch_size=config.batch_size, labelled_batch_size=config.data.labelled_batch_size,
+      binarization=config.data.binarization, target_domain=config.data.target_domain or None,
+      seed=config.seed, batch_keys=variant.batch_keys, verify=config.data.verify_checksums)
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir: pathlib.Path, is_writer: bool):
+  """Process 0 owns the workdir for the whole run (other hosts write nothing there)."""
+  if not is_writer:
+    yield
+    return
+  with workdir_lib.WorkdirLock(workdir):
+    yield
+
+
+def _stored_config(workdir: pathlib.Path, config, allow_config_change: bool) -> Optional[dict]:
+  """The config the workdir was trained with (None for a new run); refuses a silent change."""
+  path = workdir / "config.json"
+  if not path.exists():
+    return None
+  try:
+    stored = json.loads(path.read_text())
+    if not isinstance(stored, dict):
+      raise ValueError("not a JSON object")
+  except (OSError, ValueError) as err:
+    if allow_config_change:
+      return {}
+    raise ConfigError(f"{path} is unreadable ({type(err).__name__}: {err}): it is truncated or "
+                      "corrupt. The checkpoints are untouched; rerun with --allow_config_change "
+                      "to restore them under this command's config (config.json is rewritten "
+                      "only if they load).") from None
+  changed = check_resume_compatible(stored, config)
+  if changed and not allow_config_change:
+    now = config_lib.to_json(config)
+    details = ", ".join(f"{k}: {config_lib.flatten(stored).get(k)!r} -> "
+                        f"{config_lib.flatten(now).get(k)!r}" for k in changed)
+    raise ConfigError(f"{workdir} holds a run with a different config ({details}). Use "
+                      "another --workdir, or pass --allow_config_change to resume anyway.")
+  return stored
+
+
+def _restore(checkpoints, state, config, model, run_key, workdir, stored, allow_config_change,
+             restart, mesh):
+  """(state, resumed_from, meta) from the newest good checkpoint, or the initial state."""
+  key_data = np.asarray(jax.random.key_data(run_key)).tolist()
+  changed = bool(stored is not None and check_resume_compatible(stored, config))
+
+  def check_meta(meta: dict) -> None:
+    where = f"the checkpoint in {workdir / 'checkpoints'}"
+    if meta.get("variant", config.variant) != config.variant:
+      raise checkpointing.CheckpointError(
+          f"{where} belongs to variant {meta['variant']!r}, not {config.variant!r}; use another "
+          "--workdir.")
+    revision = meta.get("variant_revision", 1)
+    if revision != model.variant.revision:
+      raise checkpointing.CheckpointError(
+          f"{where} was written by revision {revision} of {config.variant!r}; this code is "
+          f"revision {model.variant.revision} (it computes something else: see the variant's "
+          "declaration). It cannot be resumed; use another --workdir.")
+    if not allow_config_change and meta.get("rng_key", key_data) != key_data:
+      raise checkpointing.CheckpointError(
+          f"{where} was written by a run with another random seed than config.seed="
+          f"{config.seed}; was the workdir shared by two runs? Use another --workdir.")
+
+  try:
+    restored = checkpoints.restore(state, check_meta=check_meta)
+  except checkpointing.CheckpointError as err:
+    if changed:
+      raise ConfigError(f"the checkpoints in {workdir} do not fit the changed config ({err}). "
+                        "Nothing was changed: config.json and the checkpoints are as they "
+                        "were; run the original command to resume, or use another "
+                        "--workdir.") from None
+    raise
+  if restored is None:
+    _refuse_orphaned_outputs(workdir, restart)
+    return state, None, None
+  if restart:
+    raise workdir_lib.WorkdirError(f"{workdir} has checkpoints: --restart only starts over a "
+                                   "run whose checkpoints are gone. Use another --workdir.")
+  step, state, meta = restored
+  if mesh is not None:
+    state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  return state, step, meta
+
+
+def _refuse_orphaned_outputs(workdir: pathlib.Path, restart: bool) -> None:
+  """Metrics or a summary without any checkpoint: starting at step 0 would mix two runs."""
+  outputs = [p for p in ("metrics.jsonl", "summary.json", "eval.json", "best")
+             if (workdir / p).exists() and (workdir / p).stat().st_size > 0]
+  if not outputs:
+    return
+  rows = reporting.read_metrics(workdir / "metrics.jsonl")
+  last = f" up to step {rows[-1]['step']}" if rows else ""
+  if not restart:
+    raise workdir_lib.WorkdirError(
+        f"{workdir} holds the outputs of a run ({', '.join(outputs)}{last}) but no checkpoint "
+        "(checkpoints/ is gone or empty): starting again would mix two runs. Rerun with "
+        "--restart to move the old outputs to previous_<time>/ and start from step 0, or use "
+        "another --workdir.")
+  target = workdir / f"previous_{time.strftime('%Y%m%d-%H%M%S')}"
+  target.mkdir()
+  for name in ("metrics.jsonl", "summary.json", "eval.json", "best", "samples", "tensorboard",
+               "curves.png", "report.html", "evaluations"):
+    if (workdir / name).exists():
+      shutil.move(str(workdir / name), str(target / name))
+  workdir_lib.append_log(workdir, f"--restart: moved the previous outputs to {target}")
+
+
+def _commit_config(workdir: pathlib.Path, config) -> None:
+  workdir_lib.write_json_atomic(workdir / "config.json", config_lib.to_json(config), indent=2,
+                                sort_keys=True)
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+class _TrainingLoop:
+  """Steps, metrics, validation, samples and checkpoints of one run (see ``run``)."""
+
+  def __init__(self, config, model, workdir, data, checkpoints, run_key, mesh, stop, is_writer,
+               validation_state):
+    self.config, self.model, self.workdir = config, model, workdir
+    self.data, self.checkpoints, self.mesh, self.stop = data, checkpoints, mesh, stop
+    self.is_writer = is_writer
+    self.run_key = run_key
+    self.step_key = jax.random.fold_in(run_key, 1)
+    self.sample_key = jax.random.fold_in(run_key, 2)
+    self.validation_key = jax.random.fold_in(run_key, 3)
+    self.step_fns: dict = {}
+    self.last_metrics: dict = {}
+    self.train_seconds = 0.0
+    self.trained_steps = 0
+    self.validation = _Validation(config, model, workdir, is_writer, validation_state)
+
+  def step_fn(self, n: int):
+    """The compiled step for a call of ``n`` steps (the last call may be shorter)."""
+    if n not in self.step_fns:
+      self.step_fns[n] = train_step.make_train_step(
+          self.model, parallelism=self.config.parallelism, mesh=self.mesh, steps_per_call=n)
+    return self.step_fns[n]
+
+  def run(self, state):
+    config = self.config
+    start = int(state.step)
+    sizes = _call_sizes(start, config.steps, config.steps_per_call)
+    if self.validation.stopped:  # an early-stopped run that is being rerun: nothing to do
+      sizes = []
+    source = _Groups(self.data.iterator, sizes) if config.steps_per_call > 1 else self.data.iterator
+    batches = input_pipeline.Prefetcher(source, place=self._place,
+                                        size=max(1, config.data.prefetch))
+    writer = reporting.MetricWriter(self.workdir, enabled=self.is_writer)
+    progress = self._progress_bar(start)
+    pending: list = []
+    step = start
+    t_first = None
+    try:
+      for n in sizes:
+        state, metrics = self.step_fn(n)(state, next(batches), self.step_key)
+        previous, step = step, step + n
+        pending.append((step, metrics))
+        if t_first is None:  # rates are timed from the end of the first (compiling) call
+          jax.block_until_ready(metrics)
+          t_first, self.trained_steps = time.time(), 0
+        else:
+          self.trained_steps += n
+        crossed = lambda every: every and step // every > previous // every  # noqa: E731
+        last = step >= config.steps
+        if crossed(config.log_every) or last or self.stop:
+          self._log(writer, pending, step, t_first, progress)
+          pending = []
+        if progress is not None:
+          progress.update(n)
+        if config.sample_every and crossed(config.sample_every):
+          self._write_samples(state, step)
+        if crossed(config.validation.every) or (last and config.validation.every):
+          t0 = time.time()
+          self.validation.evaluate(state, step, self.validation_key, writer)
+          t_first += time.time() - t0  # keep evaluation out of the training rate
+        if crossed(config.checkpoint_every) or last or self.stop or self.validation.stopped:
+          self._save(state, step, batches.state())
+        if self.stop:
+          raise TrainingInterrupted(
+              f"{self.stop['signal']} at step {step}: checkpoint saved in "
+              f"{self.workdir / 'checkpoints'}; rerun the same command to resume.")
+        if self.validation.stopped:
+          _say(self.is_writer, f"early stop at step {step}: validation "
+               f"{config.validation.select} has not improved for {config.validation.patience} "
+               f"evaluations (best {self.validation.best:.4f} at step {self.validation.best_step})")
+          break
+    finally:
+      batches.close()
+      writer.close()
+      if progress is not None:
+        progress.close()
+      self.validation.close()
+    if t_first is not None:
+      self.train_seconds = time.time() - t_first
+    self.final_step = step
+    return state
+
+  def _place(self, batch):
+    if self.mesh is None:
+      return batch
+    leading = self.config.steps_per_call > 1
+    return parallel.shard_batch(batch, self.mesh, leading_steps=leading)
+
+  def _progress_bar(self, start):
+    if not (self.is_writer and self.config.progress):
+      return None
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    return tqdm(total=self.config.steps, initial=start, desc=self.config.variant, unit="step",
+                dynamic_ncols=True, file=sys.stderr)
+
+  def _log(self, writer, pending, step, t_first, progress):
+    fetched = jax.device_get(pending)
+    bad = _first_nonfinite(fetched)
+    if bad:
+      at, name, value = bad
+      player = f" (the loss of player {name.split('/')[0]!r})" if name.endswith("/loss") else ""
+      raise NonFiniteError(
+          f"training metric {name!r}{player} = {value} at step {at}; stopped without saving. "
+          f"The last good checkpoint ({self.checkpoints.steps()[-1:] or 'none'}) is kept; "
+          "lower the learning rate or check the data.")
+    self.last_metrics = {k: float(v) for k, v in fetched[-1][1].items()}
+    elapsed = time.time() - t_first
+    rate = self.trained_steps / elapsed if elapsed > 0 and self.trained_steps else float("nan")
+    row = dict(self.last_metrics)
+    if math.isfinite(rate):  # no rate before the first timed step
+      row.update(steps_per_sec=rate, examples_per_sec=rate * self.config.batch_size)
+    writer.write(step, row)
+    if progress is not None:
+      shown = sorted(self.last_metrics,
+                     key=lambda k: (not k.endswith("/loss"), k != "elbo", k))[:4]
+      progress.set_postfix({k: f"{self.last_metrics[k]:.3g}" for k in shown}, refresh=False)
+      progress.set_postfix_str(progress.postfix + f", {rate * self.config.batch_size:.0f} ex/s")
+
+  def _write_samples(self, state, step):
+    if not (self.is_writer and self.model.variant.sampler is not None):
+      return
+    labels, rows = _sample_labels(self.model, self.config.num_samples)
+    n = len(labels) if labels is not None else self.config.num_samples
+    images = self.model.sample(state, jax.random.fold_in(self.sample_key, step), n, labels)
+    reporting.save_image_grid(self.workdir / "samples" / f"step_{step:07d}.png",
+                              np.asarray(images), rows)
+
+  def _save(self, state, step, iterator_state):
+    bad = {k for k, v in jax.device_get(_nonfinite_modules(state.params)).items() if v}
+    if bad:
+      raise NonFiniteError(f"non-finite parameters in {sorted(bad)} at step {step}; not saved. "
+                           f"The last good checkpoint ({self.checkpoints.steps()[-1:] or 'none'}) "
+                           "is kept.")
+    self.checkpoints.save(step, state, self._meta(iterator_state))
+
+  def _meta(self, iterator_state) -> dict:
+    return {"data_iterator": iterator_state,
+            "rng_key": np.asarray(jax.random.key_data(self.run_key)).tolist(),
+            "variant": self.config.variant, "variant_revision": self.model.variant.revision,
+            "validation": self.validation.state()}
+
+
+class _Validation:
+  """Evaluation on held-out data every ``validation.every`` steps; keeps the best checkpoint."""
+
+  def __init__(self, config, model, workdir, is_writer, state: Optional[dict]):
+    v = config.validation
+    self.enabled = bool(v.every)
+    self.select = v.select
+    self.patience = v.patience
+    self.workdir, self.is_writer = workdir, is_writer
+    state = state or {}
+    self.best = state.get("best")
+    self.best_step = state.get("best_step")
+    self.since_best = state.get("since_best", 0)
+    self.stopped = bool(state.get("stopped", False))
+    self.evaluations = state.get("evaluations", 0)
+    self.evaluator = None
+    self.best_checkpoints = None
+    if not self.enabled:
+      return
+    names = metric_lib.validation_metrics(v.metrics, model.variant)
+    settings = evaluate.EvalSettings(
+        metrics=tuple(names), dataset=config.data.dataset, split=v.split,
+        data_dir=config.data.data_dir, binarization=config.eval.binarization,
+        num_examples=v.num_examples, batch_size=config.eval.batch_size,
+        num_generated=v.num_generated, classifier_dir=config.eval.classifier_dir,
+        verify=config.data.verify_checksums)
+    self.evaluator = evaluate.Evaluator(model, settings)
+    if self.select and is_writer:
+      self.best_checkpoints = checkpointing.Checkpointer(
+          workdir / "best", keep=1, log_file=workdir / "log.txt")
+
+  def state(self) -> dict:
+    return {"best": self.best, "best_step": self.best_step, "since_best": self.since_best,
+            "stopped": self.stopped, "evaluations": self.evaluations}
+
+  def evaluate(self, state, step, key, writer) -> None:
+    result = self.evaluator(state, key)
+    values = {k: v for k, v in result.items() if k not in ("step", "eval_time_s")}
+    writer.write(step, {f"val/{k}": v for k, v in values.items()})
+    self.evaluations += 1
+    if not self.select:
+      return
+    value = values[self.select]
+    better = (self.best is None or
+              (value > self.best if metric_lib.HIGHER_IS_BETTER[self.select] else value < self.best))
+    if better:
+      self.best, self.best_step, self.since_best = float(value), int(step), 0
+      if self.best_checkpoints is not None:
+        self.best_checkpoints.save(step, state, {"validation": {self.select: float(value)}})
     else:
-      out[name] = value
-  return out
+      self.since_best += 1
+      if self.patience and self.since_best >= self.patience:
+        self.stopped = True
+
+  def summary(self) -> Optional[dict]:
+    if not self.enabled:
+      return None
+    return {"metrics": list(self.evaluator.settings.metrics),
+            "data": self.evaluator.describe().get("dataset"), "select": self.select or None,
+            "best": self.best, "best_step": self.best_step, "stopped_early": self.stopped,
+            "evaluations": self.evaluations}
+
+  def close(self):
+    if self.best_checkpoints is not None:
+      self.best_checkpoints.close()
 
 
-def _jsonable(value):
-  if isinstance(value, tuple):
-    return list(value)
-  return value
+# --- after the loop ------------------------------------------------------------------------
 
-
-def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict,
-                                                               variants.ModelConfig]:
-  """Checks every field and fills dataset-dependent ones; raises ConfigError before any compile."""
-  config = ml_collections.ConfigDict(config.to_dict())  # an unlocked copy
-  schema = _flatten(default_config.get_config(config.get("variant", "vae")))
-  given = _flatten(config)
-  unknown = sorted(set(given) - set(schema))
-  if unknown:
-    raise ConfigError(f"unknown config field(s) {unknown}; the fields are listed in "
-                      "unigen_jax/configs/default.py.")
-  missing = sorted(set(schema) - set(given))
-  if missing:
-    raise ConfigError(f"config is missing field(s) {missing}; start from "
-                      "unigen_jax/configs/default.py:get_config.")
-  try:
-    variant = variants.get(config.variant)
-  except ValueError as err:
-    raise ConfigError(f"config.variant: {err}") from None
-  try:
-    info = input_pipeline.dataset_info(config.data.dataset)
-  except input_pipeline.DataError as err:
-    raise ConfigError(f"config.data.dataset: {err}") from None
-
-  def require(cond, field, message):
-    if not cond:
-      raise ConfigError(f"config.{field}={_flatten(config).get(field)!r}: {message}")
-
-  for field in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints",
-                "num_samples", "steps_per_call"):
-    require(isinstance(config[field], int) and config[field] >= 1, field, "must be an integer >= 1.")
-  require(config.sample_every >= 0, "sample_every", "must be >= 0 (0 disables sample grids).")
-  require(config.parallelism in ("jit", "shard_map", "none"), "parallelism",
-          "use 'jit', 'shard_map' or 'none'.")
-  devices = 1 if config.parallelism == "none" else jax.device_count()
-  require(config.batch_size % devices == 0, "batch_size",
-          f"must be divisible by the {devices} devices.")
-  require(config.data.binarization in ("none", "dynamic", "fixed"), "data.binarization",
-          "use 'none', 'dynamic' or 'fixed'.")
-  if config.data.fraction is not None:
-    require(0 < config.data.fraction <= 1, "data.fraction", "must be in (0, 1].")
-  semi = "unlabelled_image" in variant.batch_keys
-  if semi:
-    require(config.data.num_labelled, "data.num_labelled",
-            f"variant {variant.name!r} is semi-supervised: set the size of the labelled set.")
-  else:
-    require(config.data.num_labelled is None, "data.num_labelled",
-            f"only semi-supervised variants (svae, aasvae) use it, not {variant.name!r}.")
-  if "target_image" in variant.batch_keys:
-    require(config.data.target_domain == "inverted", "data.target_domain",
-            f"variant {variant.name!r} adapts between domains: set 'inverted'.")
-  if "label" in variant.batch_keys or variant.conditional:
-    require(info.num_classes >= 2, "data.dataset",
-            f"variant {variant.name!r} is conditional and needs a labelled dataset.")
-
-  model = dict(config.model)
-  for field, value in (("image_shape", info.image_shape), ("num_classes", info.num_classes)):
-    if model[field] is None:
-      model[field] = value
-    elif tuple(np.atleast_1d(model[field])) != tuple(np.atleast_1d(value)):
-      raise ConfigError(f"config.model.{field}={model[field]} but dataset "
-                        f"{info.name!r} has {value}; leave it None to use the dataset's.")
-  config.model.image_shape = tuple(model["image_shape"])
-  config.model.num_classes = int(model["num_classes"])
-  try:
-    model_cfg = variant.resolve(variants.ModelConfig(**{**model, "hidden": tuple(model["hidden"])}))
-    variant.players_for(model_cfg)  # a bad update_order fails here, before any file is written
-  except (TypeError, ValueError) as err:
-    raise ConfigError(f"config.model: {err}") from None
-  for field in ("latent_dim", "learning_rate", "b1"):  # record the variant's defaults
-    config.model[field] = getattr(model_cfg, field)
+def _finish(config, model, state, workdir, data, loop, resumed_from, is_writer,
+            started) -> dict:
+  """Final evaluation (on the best checkpoint when one was selected), samples, summary."""
+  step = loop.final_step
+  train_time = loop.train_seconds
+  steps_per_sec = loop.trained_steps / train_time if train_time > 0 else float("nan")
+  summary = {
+      "variant": config.variant, "final_step": step, "resumed_from": resumed_from,
+      "final_metrics": loop.last_metrics, "wall_time_s": None, "steps_per_sec": steps_per_sec,
+      "examples_per_sec": steps_per_sec * config.batch_size, "data": data.description,
+      "num_params": model.num_params(state), "validation": loop.validation.summary(),
+      "config": config_lib.to_json(config), "versions": _versions()}
   if config.eval.metrics:
-    from unigen_jax import evaluate  # pylint: disable=g-import-not-at-top
-    for metric in config.eval.metrics.split(","):
-      require(metric in evaluate.METRICS, "eval.metrics",
-              f"unknown metric {metric!r}; available: {sorted(evaluate.METRICS)}.")
-  return config, model_cfg
+    evaluated = state
+    if config.validation.select and loop.validation.best_step is not None:
+      _, evaluated = checkpointing.load_latest_state(model, workdir / "best")
+    evaluator = evaluate.Evaluator(model, evaluate.EvalSettings.from_config(config))
+    summary["eval"] = evaluate.final_report(evaluator, evaluated, config.seed)
+    _say(is_writer, f"eval on {summary['eval'].get('dataset', 'generated samples')} "
+         f"(step {summary['eval']['step']}): " + json.dumps(
+             {k: v for k, v in summary["eval"].items() if k not in ("classifier",)}))
+  summary["wall_time_s"] = time.time() - started
+  if is_writer:
+    if "eval" in summary:
+      workdir_lib.write_json_atomic(workdir / "eval.json", summary["eval"], indent=2)
+    if config.sample_every:
+      loop._write_samples(state, step)  # pylint: disable=protected-access
+    rows = reporting.read_metrics(workdir / "metrics.jsonl")
+    reporting.plot_curves(rows, workdir / "curves.png",
+                          title=f"{config.variant} on {config.data.dataset}")
+    workdir_lib.write_json_atomic(workdir / "summary.json", summary, indent=2,
+                                  default=config_lib.jsonable)
+    from unigen_jax import report  # pylint: disable=g-import-not-at-top
+    report.write_report(workdir)
+  return summary
 
 
-def check_resume_compatible(stored: dict, config: ml_collections.ConfigDict) -> list[str]:
-  """Names of fields that differ from the stored config and may not change on resume."""
-  now = {k: _jsonable(v) for k, v in _flatten(config).items()}
-  then = _flatten(stored)
-  # A field added to the config after the run was saved is compatible at its default value:
-  # new fields default to the behaviour the code had before they existed.
-  defaults = {k: _jsonable(v) for k, v in _flatten(default_config.get_config(config.variant)).items()}
-  added_at_default = {k for k in set(now) - set(then) if k in defaults and now[k] == defaults[k]}
-  return sorted(k for k in set(now) | set(then)
-                if now.get(k) != then.get(k) and k not in RESUMABLE_FIELDS
-                and k not in added_at_default and not k.startswith(RESUMABLE_PREFIXES))
+# --- helpers ---------------------------------------------------------------------------------
+
+def _call_sizes(start: int, steps: int, per_call: int) -> list[int]:
+  """Steps per call from ``start`` to exactly ``steps`` (the last call may be shorter)."""
+  return [min(per_call, steps - s) for s in range(start, steps, per_call)]
 
 
-# --- helpers ---------------------------------------------------------------------
+class _Groups:
+  """Stacks the next ``n`` batches for each call size ``n`` (``lax.scan`` over steps)."""
+
+  def __init__(self, iterator, sizes):
+    self.iterator, self.sizes = iterator, iter(sizes)
+
+  def __next__(self):
+    n = next(self.sizes)
+    group = [next(self.iterator) for _ in range(n)]
+    return {k: np.stack([g[k] for g in group]) for k in group[0]}
+
+  def state(self):
+    return self.iterator.state()
+
 
 def _versions() -> dict:
   import flax  # pylint: disable=g-import-not-at-top
@@ -200,12 +537,41 @@ def _stop_on_signals(flag: dict):
       signal.signal(sig, old)
 
 
+def _check_interrupted(stop: dict, phase: str) -> None:
+  if stop:
+    raise TrainingInterrupted(f"{stop['signal']} {phase}, before any training step: nothing was "
+                              "trained or saved; rerun the same command to start.")
+
+
+@contextlib.contextmanager
+def _storage_errors(workdir: pathlib.Path):
+  """A full disk or a read-only file system: one clear error, not a cascade of tracebacks."""
+  try:
+    yield
+  except OSError as err:
+    if err.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES):
+      raise StorageError(err.errno, f"cannot write to {workdir} ({err.strerror}): free space or "
+                         "fix the permissions, then rerun the same command; it resumes from the "
+                         "last checkpoint.") from None
+    raise
+  except checkpointing.CheckpointError as err:
+    if "No space left" in str(err):
+      raise StorageError(errno.ENOSPC, f"cannot write to {workdir} (no space left on device): "
+                         "free space, then rerun the same command; it resumes from the last "
+                         "checkpoint.") from None
+    raise
+
+
+def _warn(enabled: bool):
+  return lambda message: _say(enabled, f"warning: {message}")
+
+
 def _say(enabled: bool, message: str) -> None:
   if enabled:
     print(message, file=sys.stderr, flush=True)
 
 
-def _first_nonfinite(pending: list[tuple[int, dict]]) -> Optional[tuple[int, str, float]]:
+def _first_nonfinite(pending: list) -> Optional[tuple[int, str, float]]:
   for step, metrics in pending:
     for key, value in metrics.items():
       if not math.isfinite(float(value)):
@@ -221,185 +587,8 @@ def _nonfinite_modules(params):
 
 
 def _sample_labels(model: train_step.Model, n: int):
-  if not model.variant.conditional:
+  classes = model.variant.num_sample_classes(model.cfg)
+  if classes is None:
     return None, max(1, int(math.sqrt(n)))
-  classes = model.cfg.infogan_categories if model.variant.name == "infogan" else model.cfg.num_classes
   per_row = max(1, n // classes)
   return np.repeat(np.arange(classes), per_row), classes
-
-
-# --- the program -----------------------------------------------------------------
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       allow_config_change: bool = False) -> dict:
-  """Trains ``config.variant`` on ``config.data`` in ``workdir``; returns the summary dict."""
-  config, model_cfg = resolve_config(config)
-  workdir = pathlib.Path(workdir)
-  is_writer = jax.process_index() == 0
-  config_path = workdir / "config.json"
-  config_json = json.loads(json.dumps(config.to_dict(), default=_jsonable))
-  if config_path.exists():
-    stored = json.loads(config_path.read_text())
-    changed = check_resume_compatible(stored, config)
-    if changed and not allow_config_change:
-      details = ", ".join(f"{k}: {_flatten(stored).get(k)!r} -> {_flatten(config_json).get(k)!r}"
-                          for k in changed)
-      raise ConfigError(f"{workdir} holds a run with a different config ({details}). Use "
-                        "another --workdir, or pass --allow_config_change to resume anyway.")
-
-  data = input_pipeline.make_train_data(
-      dataset=config.data.dataset, split=config.data.split, data_dir=config.data.data_dir or None,
-      source=config.data.source, download=config.data.download, fraction=config.data.fraction,
-      num_examples=config.data.num_examples, num_labelled=config.data.num_labelled,
-      batch_size=config.batch_size, labelled_batch_size=config.data.labelled_batch_size,
-      binarization=config.data.binarization, target_domain=config.data.target_domain or None,
-      seed=config.seed, batch_keys=variants.get(config.variant).batch_keys)
-
-  if is_writer:
-    workdir.mkdir(parents=True, exist_ok=True)
-    if not config_path.exists() or allow_config_change:
-      tmp = config_path.with_suffix(".json.tmp")
-      tmp.write_text(json.dumps(config_json, indent=2, sort_keys=True))
-      tmp.replace(config_path)
-  _say(is_writer, f"data: {data.description}")
-
-  model = train_step.Model(variants.get(config.variant), model_cfg)
-  mesh = None if config.parallelism == "none" else parallel.data_mesh()
-  run_key = jax.random.key(config.seed)
-  state = model.init(jax.random.fold_in(run_key, 0), mesh=mesh)
-  step_key = jax.random.fold_in(run_key, 1)
-  sample_key = jax.random.fold_in(run_key, 2)
-
-  checkpoints = checkpointing.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
-  restored = checkpoints.restore(state)
-  resumed_from = None
-  if restored is not None:
-    resumed_from, state, meta = restored
-    if mesh is not None:
-      state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-    data.iterator.restore(meta["data_iterator"])
-    _say(is_writer, f"resumed from the checkpoint at step {resumed_from} in {workdir}")
-  start = int(state.step)
-
-  step_fn = train_step.make_train_step(model, parallelism=config.parallelism, mesh=mesh,
-                                       steps_per_call=config.steps_per_call)
-
-  def place(batch):
-    return batch if mesh is None else parallel.shard_batch(
-        batch, mesh, leading_steps=config.steps_per_call > 1)
-
-  def stacked(iterator):
-    while True:
-      group = [next(iterator) for _ in range(config.steps_per_call)]
-      yield {k: np.stack([g[k] for g in group]) for k in group[0]}
-
-  class _Stacked:  # keeps the iterator's state() for the prefetcher
-    def __init__(self, it):
-      self.it, self.gen = it, stacked(it)
-
-    def __next__(self):
-      return next(self.gen)
-
-    def state(self):
-      return self.it.state()
-
-  source = data.iterator if config.steps_per_call == 1 else _Stacked(data.iterator)
-  batches = input_pipeline.Prefetcher(source, place=place, size=max(1, config.data.prefetch))
-  writer = reporting.MetricWriter(workdir, enabled=is_writer)
-
-  def save(step):
-    bad = {k for k, v in jax.device_get(_nonfinite_modules(state.params)).items() if v}
-    if bad:
-      raise NonFiniteError(f"non-finite parameters in {sorted(bad)} at step {step}; not saved. "
-                           f"The last good checkpoint ({checkpoints.steps()[-1:] or 'none'}) is kept.")
-    checkpoints.save(step, state, {"data_iterator": batches.state(),
-                                   "rng_key": np.asarray(jax.random.key_data(run_key)).tolist(),
-                                   "variant": config.variant})
-
-  def write_samples(step):
-    if not (is_writer and model.variant.sampler is not None):
-      return
-    labels, rows = _sample_labels(model, config.num_samples)
-    n = len(labels) if labels is not None else config.num_samples
-    images = model.sample(state, jax.random.fold_in(sample_key, step), n, labels)
-    reporting.save_image_grid(workdir / "samples" / f"step_{step:07d}.png",
-                              np.asarray(images), rows)
-
-  stop = {}
-  pending: list[tuple[int, dict]] = []
-  last_metrics: dict = {}
-  timing = {"t0": None, "steps0": 0}
-  progress = None
-  if is_writer and config.progress:
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    progress = tqdm(total=config.steps, initial=start, desc=config.variant, unit="step",
-                    dynamic_ncols=True, file=sys.stderr)
-  wall_start = time.time()
-  step = start
-  try:
-    with _stop_on_signals(stop):
-      while step < config.steps:
-        state, metrics = step_fn(state, next(batches), step_key)
-        step += config.steps_per_call
-        pending.append((step, metrics))
-        if timing["t0"] is None:  # time from the end of the first (compiling) call
-          jax.block_until_ready(metrics)
-          timing["t0"], timing["steps0"] = time.time(), step
-        boundary = lambda every: step % every < config.steps_per_call  # noqa: E731
-        if boundary(config.log_every) or step >= config.steps or stop:
-          fetched = jax.device_get(pending)
-          bad = _first_nonfinite(fetched)
-          if bad:
-            raise NonFiniteError(
-                f"{bad[1]} = {bad[2]} at step {bad[0]} (player {bad[1].split('/')[0]!r}); "
-                f"stopped. The last good checkpoint ({checkpoints.steps()[-1:] or 'none'}) is "
-                "kept; lower the learning rate or check the data.")
-          last_metrics = {k: float(v) for k, v in fetched[-1][1].items()}
-          elapsed = time.time() - timing["t0"]
-          rate = (step - timing["steps0"]) / elapsed if elapsed > 0 else float("nan")
-          row = dict(last_metrics, steps_per_sec=rate,
-                     examples_per_sec=rate * config.batch_size)
-          writer.write(step, row)
-          pending = []
-          if progress is not None:
-            shown = sorted(last_metrics, key=lambda k: (not k.endswith("/loss"), k != "elbo", k))
-            progress.set_postfix({k: f"{last_metrics[k]:.3g}" for k in shown[:4]}, refresh=False)
-            progress.set_postfix_str(progress.postfix + f", {rate * config.batch_size:.0f} ex/s")
-        if progress is not None:
-          progress.update(config.steps_per_call)
-        if config.sample_every and boundary(config.sample_every):
-          write_samples(step)
-        if boundary(config.checkpoint_every) or step >= config.steps or stop:
-          save(step)
-        if stop:
-          raise TrainingInterrupted(
-              f"{stop['signal']} at step {step}: checkpoint saved in {workdir / 'checkpoints'}; "
-              "rerun the same command to resume.")
-  finally:
-    batches.close()
-    writer.close()
-    if progress is not None:
-      progress.close()
-    checkpoints.close()
-
-  wall = time.time() - wall_start
-  train_time = time.time() - timing["t0"] if timing["t0"] else float("nan")
-  steps_per_sec = (step - timing["steps0"]) / train_time if train_time > 0 else float("nan")
-  summary = {
-      "variant": config.variant, "workdir": str(workdir), "final_step": step,
-      "resumed_from": resumed_from, "final_metrics": last_metrics,
-      "wall_time_s": wall, "steps_per_sec": steps_per_sec,
-      "examples_per_sec": steps_per_sec * config.batch_size,
-      "data": data.description, "num_params": model.num_params(state),
-      "config": config_json, "versions": _versions()}
-  if config.eval.metrics:
-    from unigen_jax import evaluate  # pylint: disable=g-import-not-at-top
-    summary["eval"] = evaluate.evaluate_model(model, state, config, workdir=workdir,
-                                              write=is_writer)
-  if is_writer:
-    if config.sample_every:
-      write_samples(step)
-    reporting.plot_curves(reporting.read_metrics(workdir / "metrics.jsonl"), workdir / "curves.png",
-                          title=f"{config.variant} on {config.data.dataset}")
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2, default=_jsonable))
-  return summary

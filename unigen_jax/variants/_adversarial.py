@@ -70,7 +70,7 @@ def gan_losses(objective: str, conditional: bool):
 
 def gan_variant(name: str, description: str, objective: str, conditional: bool) -> Variant:
   disc_loss, gen_loss = gan_losses(objective, conditional)
-  discriminator = Player("discriminator", ("discriminator",), disc_loss)
+  discriminator = Player("discriminator", ("discriminator",), disc_loss, role="discriminator")
   generator = Player("generator", ("generator",), gen_loss)
   return Variant(
       name=name, description=description, family="adversarial",
@@ -79,7 +79,7 @@ def gan_variant(name: str, description: str, objective: str, conditional: bool) 
       players=(discriminator, generator),
       orders={"generator_first": ("generator", "discriminator")},
       batch_keys=("image", "label") if conditional else ("image",),
-      defaults=_specs.GAN_DEFAULTS,
+      defaults=_specs.GAN_DEFAULTS, data_binarization="none",
       sampler=_specs.sample_from("generator", conditional), conditional=conditional)
 
 
@@ -135,10 +135,12 @@ INFOGAN = Variant(
     modules={"generator": _specs.generator(
                  extra_inputs=lambda cfg: cfg.infogan_categories + cfg.infogan_continuous),
              "discriminator": _specs.infogan_discriminator()},
-    players=(Player("discriminator", ("discriminator",), _infogan_discriminator),
+    players=(Player("discriminator", ("discriminator",), _infogan_discriminator,
+                    role="discriminator"),
              Player("generator", ("generator",), _infogan_generator)),
     defaults=dict(_specs.GAN_DEFAULTS, latent_dim=62),
-    sampler=_infogan_sampler, conditional=True)
+    sampler=_infogan_sampler, conditional=True, data_binarization="none",
+    sample_classes=lambda cfg: cfg.infogan_categories)
 
 
 # --- Adversarial domain adaptation (Eqs. 1-2) ------------------------------
@@ -173,9 +175,10 @@ ADA = Variant(
     modules={"feature_extractor": _specs.feature_extractor(128),
              "label_classifier": _specs.vector_mlp(lambda cfg: 128, lambda cfg: cfg.num_classes),
              "domain_discriminator": _specs.vector_mlp(lambda cfg: 128)},
-    players=(Player("domain_discriminator", ("domain_discriminator",), _ada_domain),
+    players=(Player("domain_discriminator", ("domain_discriminator",), _ada_domain,
+                    role="discriminator"),
              Player("features", ("feature_extractor", "label_classifier"), _ada_features)),
-    batch_keys=("image", "label", "target_image"),
+    batch_keys=("image", "label", "target_image"), data_binarization="none",
     defaults=dict(_specs.GAN_DEFAULTS, latent_dim=1))
 
 
@@ -210,9 +213,10 @@ AAE = Variant(
     family="adversarial",
     modules={"encoder": _specs.encoder(), "decoder": _specs.generator(),
              "code_discriminator": _specs.vector_mlp(lambda cfg: cfg.latent_dim)},
-    players=(Player("code_discriminator", ("code_discriminator",), _aae_code_discriminator),
+    players=(Player("code_discriminator", ("code_discriminator",), _aae_code_discriminator,
+                    role="discriminator"),
              Player("autoencoder", ("encoder", "decoder"), _aae_autoencoder)),
-    defaults=_specs.VAE_DEFAULTS,
+    defaults=_specs.VAE_DEFAULTS, likelihood_bound="gaussian",
     sampler=_specs.sample_from("decoder", False))
 
 

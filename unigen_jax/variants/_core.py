@@ -58,12 +58,20 @@ class ModelConfig:
     optimizer: ``'adam'`` (default) or ``'sgd'`` (plain gradient descent, e.g. to compare
       numerics: Adam's ``g / (|g| + eps)`` amplifies rounding in near-zero gradients).
     learning_rate, b1, b2: Adam (GANs: 2e-4, 0.5, 0.999 as in DCGAN; VAEs: 1e-3, 0.9, 0.999).
-    discriminator_learning_rate: learning rate of the players whose name ends in
-      ``discriminator`` (GANs, AA-VAEs, ALI, AAE, ADA); ``None``: ``learning_rate``. A
-      two-time-scale setting, e.g. to keep the AA-VAE discriminator from saturating.
+    discriminator_learning_rate: learning rate of the players declared with
+      ``role='discriminator'`` (GANs, AA-VAEs, ALI, AAE, ADA); ``None``: ``learning_rate``.
+      A two-time-scale setting, e.g. to keep the AA-VAE discriminator from saturating;
+      ``0`` freezes the discriminator at its initialisation (a control experiment).
     num_importance_samples: IWAE's K.
     fake_weight: weight of generated samples in the AA-VAE family (Eq. 17).
-    svae_alpha: weight of the M2 classification term.
+    aa_fake_samples: how the AA-VAE family draws the generated samples of Eq. 17:
+      ``'bernoulli'`` (x ~ p_theta(x|z), binary like the dynamically binarised data; the
+      paper's) or ``'mean'`` (the decoder's grey-level means).
+    svae_alpha: weight of the M2 classification term (per-batch mean cross-entropy).
+    svae_labelled_weight, svae_unlabelled_weight: weights of the per-batch means of the M2
+      labelled and unlabelled terms. Kingma et al. (2014) sum over N_l labelled and N_u
+      unlabelled examples with alpha = 0.1 N (N = N_l + N_u); divided by N, that is
+      weights N_l/N and N_u/N with ``svae_alpha=0.1``.
     infogan_categories, infogan_continuous: InfoGAN codes (10 and 2 on MNIST).
     infogan_weight, infogan_continuous_weight: weights of the InfoGAN terms.
     adversarial_weight: weight of the adversarial term in ADA and AAE.
@@ -93,7 +101,10 @@ class ModelConfig:
   b2: float = 0.999
   num_importance_samples: int = 5
   fake_weight: float = 1.0
+  aa_fake_samples: str = "bernoulli"
   svae_alpha: float = 1.0
+  svae_labelled_weight: float = 1.0
+  svae_unlabelled_weight: float = 1.0
   infogan_categories: int = 10
   infogan_continuous: int = 2
   infogan_weight: float = 1.0
@@ -130,9 +141,16 @@ class ModelConfig:
     for name in ("latent_dim",):
       if getattr(self, name) is not None and getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
-    for name in ("learning_rate", "discriminator_learning_rate"):
-      if getattr(self, name) is not None and not getattr(self, name) > 0:
-        raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
+    if self.learning_rate is not None and not self.learning_rate > 0:
+      raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+    if self.discriminator_learning_rate is not None and not self.discriminator_learning_rate >= 0:
+      raise ValueError("discriminator_learning_rate must be >= 0 (0 freezes the discriminator), "
+                       f"got {self.discriminator_learning_rate}.")
+    if self.aa_fake_samples not in ("bernoulli", "mean"):
+      raise ValueError(f"aa_fake_samples={self.aa_fake_samples!r}; use 'bernoulli' or 'mean'.")
+    for name in ("svae_alpha", "svae_labelled_weight", "svae_unlabelled_weight", "fake_weight"):
+      if not getattr(self, name) >= 0:
+        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
 
   @property
   def compute_dtype(self):
@@ -164,11 +182,14 @@ class Player:
       network belongs to exactly one player.
     loss: ``loss(ctx, batch) -> (scalar, metrics)``.
     steps: updates of this player per train step.
+    role: ``'discriminator'`` for players that train a discriminator or critic whose
+      step size is ``ModelConfig.discriminator_learning_rate``; ``''`` otherwise.
   """
   name: str
   modules: tuple
   loss: LossFn
   steps: int = 1
+  role: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +212,18 @@ class Variant:
     conditional: whether ``sampler`` uses labels (one grid row per class).
     orders: ``{name: player names}``: alternative update orders of the same players,
       selected by ``ModelConfig.update_order``.
+    likelihood_bound: which test-set likelihood bound the evaluation computes:
+      ``'gaussian'`` (a diagonal-Gaussian ``encoder`` and Bernoulli ``decoder``; conditioned
+      on the label when ``conditional``), ``'m2'`` (semi-supervised: the label
+      marginalised by ``classifier``) or ``None`` (no bound, e.g. GANs, AVB).
+    label_classifier: name of the network that predicts labels (``svae_accuracy``), or None.
+    sample_classes: ``sample_classes(cfg) -> int``: the number of label values the sampler
+      is conditioned on (one grid row each); default ``cfg.num_classes`` when
+      ``conditional``.
+    revision: bumped when a change alters what a variant computes or its parameter tree, so
+      that a checkpoint written by an older revision is refused, not silently resumed.
+    data_binarization: the training data it expects by default: ``'dynamic'`` (binary
+      images, the VAE family's Bernoulli likelihood) or ``'none'`` (grey levels, GANs).
   """
   name: str
   description: str
@@ -203,6 +236,11 @@ class Variant:
   sampler: Optional[Callable] = None
   conditional: bool = False
   orders: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+  likelihood_bound: Optional[str] = None
+  label_classifier: Optional[str] = None
+  sample_classes: Optional[Callable[[ModelConfig], int]] = None
+  revision: int = 1
+  data_binarization: str = "dynamic"
 
   def __post_init__(self):
     owners = {}
@@ -220,6 +258,19 @@ class Variant:
                        "the alternative order another name.")
     if self.schedule not in ("alternating", "simultaneous"):
       raise ValueError(f"schedule={self.schedule!r}; use 'alternating' or 'simultaneous'.")
+    if self.likelihood_bound not in (None, "gaussian", "m2"):
+      raise ValueError(f"variant {self.name!r}: likelihood_bound={self.likelihood_bound!r}; "
+                       "use 'gaussian', 'm2' or None.")
+    for player in self.players:
+      if player.role not in ("", "discriminator"):
+        raise ValueError(f"variant {self.name!r}: player {player.name!r} has role "
+                         f"{player.role!r}; use 'discriminator' or ''.")
+
+  def num_sample_classes(self, cfg: ModelConfig) -> Optional[int]:
+    """Label values the sampler takes (one grid row each), or None if it takes none."""
+    if not self.conditional:
+      return None
+    return self.sample_classes(cfg) if self.sample_classes is not None else cfg.num_classes
 
   def resolve(self, cfg: ModelConfig) -> ModelConfig:
     """Fills the config's ``None`` fields from this variant's defaults."""
@@ -242,8 +293,10 @@ class Variant:
 
   def optimizer(self, cfg: ModelConfig, player: Player) -> optax.GradientTransformation:
     learning_rate = cfg.learning_rate
-    if player.name.endswith("discriminator") and cfg.discriminator_learning_rate is not None:
+    if player.role == "discriminator" and cfg.discriminator_learning_rate is not None:
       learning_rate = cfg.discriminator_learning_rate
+      if learning_rate == 0:  # frozen at initialisation: no optimizer state, no update
+        return optax.set_to_zero()
     if cfg.optimizer == "sgd":
       return optax.sgd(learning_rate)
     return optax.adam(learning_rate, b1=cfg.b1, b2=cfg.b2)
@@ -305,7 +358,13 @@ class Context:
     self.received = dict(received or {})
     self.handoff = {}
 
-  def apply(self, name: str, *args, **kwargs):
+  def apply(self, name: str, *args, record_stats: bool = True, **kwargs):
+    """Applies network ``name``; in training, batch norm uses the batch's statistics.
+
+    ``record_stats=False`` normalises with the batch's statistics but does not record them
+    into the running averages used at test time (e.g. for generated samples, so that the
+    test-time statistics of an encoder come from real data only).
+    """
     if self.train and self.cfg.dropout > 0:
       key = self.next_key()
       if self.axis_name is not None:  # independent masks per shard
@@ -318,7 +377,8 @@ class Context:
       if self.train:
         out, updated = self.modules[name].apply(variables, *args, train=True,
                                                 mutable=["batch_stats"], **kwargs)
-        self.batch_stats[name] = updated["batch_stats"]
+        if record_stats:
+          self.batch_stats[name] = updated["batch_stats"]
         return out
     return self.modules[name].apply(variables, *args, train=self.train, **kwargs)
 

@@ -75,9 +75,11 @@ VARIANTS = [
             family="symmetric",
             modules={"encoder": _specs.encoder(), "generator": _specs.generator(),
                      "joint_discriminator": _specs.joint_discriminator()},
-            players=(Player("discriminator", ("joint_discriminator",), _ali_discriminator),
+            players=(Player("discriminator", ("joint_discriminator",), _ali_discriminator,
+                            role="discriminator"),
                      Player("inference_generation", ("encoder", "generator"), _ali_generator)),
-            defaults=_specs.GAN_DEFAULTS, sampler=_specs.sample_from("generator", False)),
+            defaults=_specs.GAN_DEFAULTS, data_binarization="none",
+            sampler=_specs.sample_from("generator", False)),
     Variant(name="avb",
             description="Adversarial variational Bayes: implicit encoder, KL(q||p) estimated by "
                         "a critic T(x, z)",

@@ -8,6 +8,8 @@ network) and an extra player that trains it on real versus generated samples.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
@@ -19,15 +21,21 @@ from unigen_jax.variants._core import Context, Player, Variant
 sg = jax.lax.stop_gradient
 
 
-def _apply(ctx: Context, name: str, inputs, labels):
-  return ctx.apply(name, inputs, labels) if labels is not None else ctx.apply(name, inputs)
+def _apply(ctx: Context, name: str, inputs, labels, record_stats: bool = True):
+  args = (inputs, labels) if labels is not None else (inputs,)
+  return ctx.apply(name, *args, record_stats=record_stats)
 
 
-def negative_elbo_terms(ctx: Context, x, labels=None):
-  """Per-example (negative ELBO, log-likelihood, KL) through encoder and decoder (Eq. 11)."""
-  mean, log_var = _apply(ctx, "encoder", x, labels)
+def negative_elbo_terms(ctx: Context, x, labels=None, *, record_stats: bool = True):
+  """Per-example (negative ELBO, log-likelihood, KL) through encoder and decoder (Eq. 11).
+
+  ``record_stats=False`` for inputs that are not data (generated samples): batch norm
+  still normalises with their statistics but does not record them for test time.
+  """
+  mean, log_var = _apply(ctx, "encoder", x, labels, record_stats)
   z = mean + jnp.exp(0.5 * log_var) * ctx.normal(mean.shape)
-  log_likelihood = distributions.bernoulli_log_prob(x, _apply(ctx, "decoder", z, labels))
+  log_likelihood = distributions.bernoulli_log_prob(
+      x, _apply(ctx, "decoder", z, labels, record_stats))
   kl = distributions.kl_diag_gaussian_standard_normal(mean, log_var)
   neg_elbo = losses.negative_elbo(log_likelihood, mean, log_var, reduction="none")
   return neg_elbo, log_likelihood, kl
@@ -87,17 +95,33 @@ def _svae_terms(ctx: Context, batch):
 
 
 def _svae_loss(ctx: Context, batch):
+  """Per-batch M2 objective: w_l mean L(x, y) + w_u mean U(x) + alpha mean CE (see ModelConfig)."""
   labelled, unlabelled, classification, metrics = _svae_terms(ctx, batch)
-  return jnp.mean(labelled) + jnp.mean(unlabelled) + classification, metrics
+  cfg = ctx.cfg
+  return (cfg.svae_labelled_weight * jnp.mean(labelled)
+          + cfg.svae_unlabelled_weight * jnp.mean(unlabelled) + classification), metrics
 
 
 # --- Adversary-activated models (Eq. 17) ------------------------------------
 
 def _generated(ctx: Context, n: int, conditional: bool):
-  """Samples of the current decoder, held fixed (p_theta0 in Eq. 17)."""
+  """Samples x ~ p_theta0(x|z), z ~ p(z), of the current decoder, held fixed (Eq. 17).
+
+  ``cfg.aa_fake_samples='bernoulli'`` (default) draws binary images from the Bernoulli
+  decoder, like the dynamically binarised data; ``'mean'`` takes the grey-level means.
+  Drawing them does not record batch statistics (they are not data).
+  """
   labels = _specs.random_labels(ctx, n) if conditional else None
   z = ctx.normal((n, ctx.cfg.latent_dim))
-  return sg(jax.nn.sigmoid(_apply(ctx, "decoder", z, labels))), labels
+  means = sg(jax.nn.sigmoid(_apply(ctx, "decoder", z, labels, record_stats=False)))
+  if ctx.cfg.aa_fake_samples == "bernoulli":
+    return ctx.bernoulli(means), labels
+  return means, labels
+
+
+def _discriminate(ctx: Context, x, labels):
+  """D(x), or D(x, y) when the discriminator is label-conditioned (AA-CVAE)."""
+  return _apply(ctx, "discriminator", x, labels)
 
 
 def aa_vae_loss(conditional: bool):
@@ -106,9 +130,9 @@ def aa_vae_loss(conditional: bool):
     labels = batch["label"] if conditional else None
     fake, fake_labels = _generated(ctx, x.shape[0], conditional)  # as many fake as real
     real_terms = negative_elbo_terms(ctx, x, labels)
-    fake_nelbo, _, _ = negative_elbo_terms(ctx, fake, fake_labels)
-    real_logits = ctx.apply("discriminator", x)
-    fake_logits = ctx.apply("discriminator", fake)
+    fake_nelbo, _, _ = negative_elbo_terms(ctx, fake, fake_labels, record_stats=False)
+    real_logits = _discriminate(ctx, x, labels)
+    fake_logits = _discriminate(ctx, fake, fake_labels)
     total = losses.adversary_activated_negative_elbo(real_terms[0], fake_nelbo, real_logits,
                                                      fake_logits, fake_weight=ctx.cfg.fake_weight)
     metrics = _elbo_metrics(*real_terms)
@@ -118,35 +142,54 @@ def aa_vae_loss(conditional: bool):
   return loss
 
 
-def aa_discriminator_loss(conditional: bool):
+def aa_discriminator_loss(conditional: bool, conditional_discriminator: Optional[bool] = None):
+  """Discriminator of the AA models on real vs generated samples.
+
+  ``conditional``: the decoder takes labels; ``conditional_discriminator`` (default: the
+  same) whether D sees them (AA-CVAE: yes; AA-SVAE, whose real data is mostly unlabelled: no).
+  """
+  if conditional_discriminator is None:
+    conditional_discriminator = conditional
+
   def loss(ctx: Context, batch):
     x = batch["image"]
-    fake, _ = _generated(ctx, x.shape[0], conditional)
-    real_logits = ctx.apply("discriminator", x)
-    fake_logits = ctx.apply("discriminator", fake)
+    fake, fake_labels = _generated(ctx, x.shape[0], conditional)
+    if conditional_discriminator:
+      real_logits = _discriminate(ctx, x, batch["label"])
+      fake_logits = _discriminate(ctx, fake, fake_labels)
+    else:
+      real_logits = _discriminate(ctx, x, None)
+      fake_logits = _discriminate(ctx, fake, None)
     return losses.discriminator_loss(real_logits, fake_logits), {
         "d_real": _specs.mean_sigmoid(real_logits), "d_fake": _specs.mean_sigmoid(fake_logits)}
   return loss
 
 
 def _aa_svae_loss(ctx: Context, batch):
+  """Eq. 17 on M2: every term weighted by D(x); generated samples enter as labelled ones."""
   labelled, unlabelled, classification, metrics = _svae_terms(ctx, batch)
+  cfg = ctx.cfg
   n = batch["image"].shape[0] + batch["unlabelled_image"].shape[0]
   fake, fake_labels = _generated(ctx, n, conditional=True)
-  fake_nelbo, _, _ = negative_elbo_terms(ctx, fake, fake_labels)
+  fake_nelbo, _, _ = negative_elbo_terms(ctx, fake, fake_labels, record_stats=False)
   fake_loss = losses.semi_supervised_labelled_loss(fake_nelbo, fake_labels,
-                                                   num_classes=ctx.cfg.num_classes,
+                                                   num_classes=cfg.num_classes,
                                                    reduction="none")
+  # The M2 term weights (Kingma et al.'s N_l/N, N_u/N) apply to the real terms; the
+  # generated term has Eq. 17's own weight (fake_weight).
+  fake_logits = ctx.apply("discriminator", fake)
   total = losses.adversary_activated_semi_supervised_loss(
-      labelled, unlabelled, fake_loss, ctx.apply("discriminator", batch["image"]),
-      ctx.apply("discriminator", batch["unlabelled_image"]), ctx.apply("discriminator", fake),
-      fake_weight=ctx.cfg.fake_weight)
+      cfg.svae_labelled_weight * labelled, cfg.svae_unlabelled_weight * unlabelled, fake_loss,
+      ctx.apply("discriminator", batch["image"]),
+      ctx.apply("discriminator", batch["unlabelled_image"]), fake_logits,
+      fake_weight=cfg.fake_weight)
+  metrics.update(aa_weight_fake=_specs.mean_sigmoid(fake_logits))
   return total + classification, metrics
 
 
 def _aa_svae_discriminator(ctx: Context, batch):
   real = jnp.concatenate([batch["image"], batch["unlabelled_image"]], axis=0)
-  return aa_discriminator_loss(True)(ctx, {"image": real})
+  return aa_discriminator_loss(True, conditional_discriminator=False)(ctx, {"image": real})
 
 
 # --- Wake-sleep (Eq. 14) ----------------------------------------------------
@@ -175,34 +218,41 @@ def _vae_modules(conditional: bool, **extra):
 
 
 def _aa_variant(name, description, conditional):
+  # Revision 2: Bernoulli samples of the decoder (cfg.aa_fake_samples), batch statistics
+  # recorded from real data only, and (AA-CVAE) a label-conditioned discriminator.
   return Variant(
       name=name, description=description, family="variational",
-      modules=_vae_modules(conditional, discriminator=_specs.discriminator()),
+      modules=_vae_modules(conditional, discriminator=_specs.discriminator(conditional)),
       players=(Player("vae", ("encoder", "decoder"), aa_vae_loss(conditional)),
-               Player("discriminator", ("discriminator",), aa_discriminator_loss(conditional))),
+               Player("discriminator", ("discriminator",), aa_discriminator_loss(conditional),
+                      role="discriminator")),
       batch_keys=("image", "label") if conditional else ("image",),
-      defaults=_specs.VAE_DEFAULTS,
-      sampler=_specs.sample_from("decoder", conditional), conditional=conditional)
+      defaults=_specs.VAE_DEFAULTS, likelihood_bound="gaussian",
+      sampler=_specs.sample_from("decoder", conditional), conditional=conditional, revision=2)
 
 
 VARIANTS = [
     Variant(name="vae", description="VAE (Eq. 11, Lemma 2): negative ELBO, Bernoulli decoder",
             family="variational", modules=_vae_modules(False),
             players=(Player("vae", ("encoder", "decoder"), vae_loss(False)),),
-            defaults=_specs.VAE_DEFAULTS, sampler=_specs.sample_from("decoder", False)),
+            defaults=_specs.VAE_DEFAULTS, likelihood_bound="gaussian",
+            sampler=_specs.sample_from("decoder", False)),
     Variant(name="iwae", description="IWAE: K-sample importance-weighted bound",
             family="variational", modules=_vae_modules(False),
             players=(Player("vae", ("encoder", "decoder"), _iwae_loss),),
-            defaults=_specs.VAE_DEFAULTS, sampler=_specs.sample_from("decoder", False)),
+            defaults=_specs.VAE_DEFAULTS, likelihood_bound="gaussian",
+            sampler=_specs.sample_from("decoder", False)),
     Variant(name="cvae", description="Conditional VAE: label-conditioned encoder and decoder",
             family="variational", modules=_vae_modules(True),
             players=(Player("vae", ("encoder", "decoder"), vae_loss(True)),),
             batch_keys=("image", "label"), defaults=_specs.VAE_DEFAULTS,
+            likelihood_bound="gaussian",
             sampler=_specs.sample_from("decoder", True), conditional=True),
     Variant(name="svae", description="Semi-supervised VAE (Kingma et al. 2014, M2)",
             family="variational", modules=_vae_modules(True, classifier=_specs.classifier()),
             players=(Player("vae", ("encoder", "decoder", "classifier"), _svae_loss),),
             batch_keys=("image", "label", "unlabelled_image"), defaults=_specs.VAE_DEFAULTS,
+            likelihood_bound="m2", label_classifier="classifier",
             sampler=_specs.sample_from("decoder", True), conditional=True),
     _aa_variant("aavae", "Adversary-activated VAE (Eq. 17)", conditional=False),
     _aa_variant("aacvae", "Adversary-activated conditional VAE (Eq. 17)", conditional=True),
@@ -211,13 +261,16 @@ VARIANTS = [
             modules=_vae_modules(True, classifier=_specs.classifier(),
                                  discriminator=_specs.discriminator()),
             players=(Player("vae", ("encoder", "decoder", "classifier"), _aa_svae_loss),
-                     Player("discriminator", ("discriminator",), _aa_svae_discriminator)),
+                     Player("discriminator", ("discriminator",), _aa_svae_discriminator,
+                            role="discriminator")),
             batch_keys=("image", "label", "unlabelled_image"), defaults=_specs.VAE_DEFAULTS,
-            sampler=_specs.sample_from("decoder", True), conditional=True),
+            likelihood_bound="m2", label_classifier="classifier",
+            sampler=_specs.sample_from("decoder", True), conditional=True, revision=2),
     Variant(name="wake_sleep",
             description="Wake-sleep (Eq. 14): wake phase fits the decoder on inferred codes, "
                         "sleep phase fits the encoder on dreams",
             family="variational", modules=_vae_modules(False),
             players=(Player("wake", ("decoder",), _wake), Player("sleep", ("encoder",), _sleep)),
-            defaults=_specs.VAE_DEFAULTS, sampler=_specs.sample_from("decoder", False)),
+            defaults=_specs.VAE_DEFAULTS, likelihood_bound="gaussian",
+            sampler=_specs.sample_from("decoder", False)),
 ]

@@ -1,0 +1,174 @@
+r"""The paper's evaluation metrics as pure functions (no I/O, no models, no state).
+
+* Sample quality: :func:`inception_score` (Salimans et al. 2016, 10 splits),
+  :func:`conditional_accuracy` (Hu et al. 2017), :func:`frechet_distance` of classifier
+  features.
+* Likelihood bounds of a model with a diagonal-Gaussian encoder ``encode(x) -> (mean,
+  log_var)`` and a log-likelihood ``log_likelihood(x, z [K, B, D]) -> [K, B]``:
+  :func:`elbo_estimate` (Eq. 11, analytic KL), :func:`importance_sampled_log_likelihood`
+  (the IWAE estimate with ``K`` up to 5000, streamed over chunks), and :func:`m2_bound`, the
+  semi-supervised (M2) bound of unlabelled data.
+
+``unigen_jax.evaluate`` applies them to trained models; the numpy functions take arrays
+already on the host.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from unigen_jax import distributions
+from unigen_jax import losses
+
+# Names of the metrics unigen_jax.evaluate computes (config.eval.metrics, validation.metrics).
+METRICS = ("elbo", "iwae", "svae_accuracy", "inception_score", "conditional_accuracy", "fid")
+HIGHER_IS_BETTER = {"elbo": True, "iwae": True, "svae_accuracy": True, "inception_score": True,
+                    "conditional_accuracy": True, "fid": False}
+
+Encode = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+LogLikelihood = Callable[[jax.Array, jax.Array], jax.Array]  # (x [B,...], z [K,B,D]) -> [K,B]
+
+
+class MetricError(ValueError):
+  """A metric cannot be computed from the given arrays; the message says why."""
+
+
+def unsupported(metric: str, variant) -> str | None:
+  """Why ``variant`` (a ``unigen_jax.variants.Variant``) has no ``metric``, or None."""
+  if metric in ("elbo", "iwae") and variant.likelihood_bound is None:
+    return f"variant {variant.name!r} has no likelihood bound (no Gaussian encoder)."
+  if metric == "iwae" and variant.likelihood_bound != "gaussian":
+    return f"the importance-sampled estimate needs a Gaussian encoder; {variant.name!r} has none."
+  if metric == "svae_accuracy" and variant.label_classifier is None:
+    return f"variant {variant.name!r} has no label classifier."
+  if metric in ("inception_score", "conditional_accuracy", "fid") and variant.sampler is None:
+    return f"variant {variant.name!r} does not generate images."
+  if metric == "conditional_accuracy" and not (variant.conditional
+                                               and variant.sample_classes is None):
+    return (f"conditional accuracy needs samples conditioned on the dataset's labels; "
+            f"{variant.name!r} has none.")
+  return None
+
+
+def validation_metrics(spec: str, variant) -> list:
+  """The metrics of ``spec`` (comma-separated), or the variant's defaults when it is empty."""
+  names = [m for m in spec.split(",") if m]
+  if names:
+    return names
+  if variant.likelihood_bound is not None:
+    return ["elbo"] + (["svae_accuracy"] if variant.label_classifier else [])
+  if variant.sampler is not None:
+    return ["inception_score"] + (
+        ["conditional_accuracy"] if unsupported("conditional_accuracy", variant) is None else [])
+  return []
+
+
+# --- sample quality ------------------------------------------------------------------
+
+def inception_score(logits: np.ndarray, num_splits: int = 10) -> tuple[float, float]:
+  r"""Inception score :math:`\exp \mathbb{E}_x \mathrm{KL}(p(y|x)\|p(y))`: mean and std over splits.
+
+  Args:
+    logits: classifier logits of the samples, ``[N, C]``.
+    num_splits: the samples are split into this many equal parts (10 as usual); the std is
+      over the splits (``ddof=0``, the convention of Salimans et al.'s code).
+  """
+  logits = np.asarray(logits, np.float64)
+  if logits.ndim != 2 or len(logits) < num_splits:
+    raise MetricError(f"inception score needs logits [N >= {num_splits}, C], got {logits.shape}.")
+  log_p = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+  scores = []
+  for part in np.array_split(log_p, num_splits):
+    log_marginal = np.logaddexp.reduce(part, axis=0) - math.log(len(part))
+    kl = np.sum(np.exp(part) * (part - log_marginal), axis=1)
+    scores.append(math.exp(float(np.mean(kl))))
+  return float(np.mean(scores)), float(np.std(scores))
+
+
+def conditional_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+  """Fraction of conditional samples the evaluation classifier assigns to their conditioning label."""
+  return float(np.mean(np.argmax(np.asarray(logits), axis=1) == np.asarray(labels)))
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+  r""":math:`\|\mu_a-\mu_b\|^2 + \mathrm{tr}(\Sigma_a + \Sigma_b - 2(\Sigma_a^{1/2}\Sigma_b\Sigma_a^{1/2})^{1/2})`."""
+  a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+  mu_a, mu_b = a.mean(0), b.mean(0)
+  cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+  w, v = np.linalg.eigh(cov_a)
+  sqrt_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+  middle = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
+  trace_sqrt = np.sum(np.sqrt(np.clip(middle, 0, None)))
+  return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+
+
+# --- likelihood bounds -------------------------------------------------------------
+
+def bernoulli_log_likelihood(decode: Callable[[jax.Array], jax.Array]) -> LogLikelihood:
+  """``log_likelihood(x, z [K, B, D]) -> [K, B]`` of a Bernoulli decoder returning logits."""
+
+  def log_likelihood(x, z):
+    k, b = z.shape[:2]
+    logits = decode(z.reshape((k * b,) + z.shape[2:])).reshape((k, b) + x.shape[1:])
+    return distributions.bernoulli_log_prob(jnp.broadcast_to(x, logits.shape), logits,
+                                            event_ndims=x.ndim - 1)
+  return log_likelihood
+
+
+def elbo_estimate(x: jax.Array, key: jax.Array, encode: Encode, log_likelihood: LogLikelihood,
+                  num_samples: int = 1) -> jax.Array:
+  """Per-example ELBO ``[B]``: ``num_samples`` reparameterised samples, analytic KL (Eq. 11)."""
+  mean, log_var = encode(x)
+  z = distributions.sample_diag_gaussian(key, mean, log_var, num_samples=num_samples)
+  ll = jnp.mean(log_likelihood(x, z), axis=0)
+  return -losses.negative_elbo(ll, mean, log_var, reduction="none")
+
+
+def importance_sampled_log_likelihood(x: jax.Array, key: jax.Array, encode: Encode,
+                                      log_likelihood: LogLikelihood, num_samples: int,
+                                      chunk_size: int = 100) -> jax.Array:
+  r"""Per-example :math:`\log \frac1K\sum_k w_k` (IWAE estimate) with ``K = num_samples``.
+
+  Samples are drawn in chunks of ``chunk_size`` and combined with a running
+  log-sum-exp (``lax.scan``), so ``K = 5000`` needs the memory of one chunk.
+  """
+  if num_samples % chunk_size:
+    chunk_size = math.gcd(num_samples, chunk_size)
+  mean, log_var = encode(x)
+  num_chunks = num_samples // chunk_size
+
+  def body(carry, chunk_key):
+    running_max, running_sum = carry
+    z = distributions.sample_diag_gaussian(chunk_key, mean, log_var, num_samples=chunk_size)
+    log_w = losses.iwae_log_weights(log_likelihood(x, z), z, mean, log_var)  # [chunk, B]
+    new_max = jnp.maximum(running_max, jnp.max(log_w, axis=0))
+    running_sum = (running_sum * jnp.exp(running_max - new_max)
+                   + jnp.sum(jnp.exp(log_w - new_max), axis=0))
+    return (new_max, running_sum), None
+
+  init = (jnp.full(mean.shape[:1], -jnp.inf), jnp.zeros(mean.shape[:1]))
+  (final_max, total), _ = jax.lax.scan(body, init, jax.random.split(key, num_chunks))
+  return final_max + jnp.log(total) - math.log(num_samples)
+
+
+def m2_bound(x: jax.Array, key: jax.Array, conditional_fns: Callable, classifier_logits: jax.Array,
+             num_classes: int, num_samples: int = 1) -> jax.Array:
+  r"""M2 bound of unlabelled data (Kingma et al. 2014), per example ``[B]``.
+
+  .. math::
+    \mathcal{U}(x) = \sum_y q(y|x)\,\big(\mathcal{L}(x, y) + \log p(y)\big) + \mathcal{H}(q(y|x))
+
+  with a uniform :math:`p(y)`. ``conditional_fns(labels [N]) -> (encode, log_likelihood)``
+  conditions both networks on the labels; ``classifier_logits`` are :math:`q(y|x)`'s, ``[B, C]``.
+  """
+  b = x.shape[0]
+  x_rep = jnp.repeat(x, num_classes, axis=0)
+  y_rep = jnp.tile(jnp.arange(num_classes), b)
+  elbo = elbo_estimate(x_rep, key, *conditional_fns(y_rep), num_samples)
+  return -losses.semi_supervised_unlabelled_loss(-elbo.reshape(b, num_classes),
+                                                 classifier_logits, reduction="none")
