@@ -77,13 +77,18 @@ class Run:
   role: str = "final"            # 'final', 'selection' (hyperparameter choice), 'curve'
 
   def fingerprint(self) -> str:
-    """SHA-256 of the resolved config without what does not change the result (paths, logging).
+    """SHA-256 of what makes the run's result: variant, its revision, and the config fields
+    that differ from the variant's defaults (paths and logging excluded).
 
-    The evaluation classifier enters by its cache name (which holds its content hash).
+    A field added to the code later, at a default that keeps the old behaviour, does not
+    change it; the evaluation classifier enters by its cache name (which holds its content
+    hash).
     """
     resolved, _ = config_lib.resolve_config(self.config)
-    flat = {k: config_lib.jsonable(v) for k, v in config_lib.flatten(resolved).items()
-            if k not in IGNORED_IN_FINGERPRINT}
+    from unigen_jax import variants  # pylint: disable=g-import-not-at-top
+    flat = {k: v for k, v in overrides_of(resolved).items() if k not in IGNORED_IN_FINGERPRINT}
+    flat["variant"] = resolved.variant
+    flat["revision"] = variants.get(resolved.variant).revision
     flat["eval.classifier"] = pathlib.Path(resolved.eval.classifier_dir).name
     return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
 
