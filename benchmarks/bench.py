@@ -239,11 +239,13 @@ def suite_eval(num_images: int, k: int, batch_size: int) -> list[dict]:
   state = model.init(jax.random.key(0))
   images = (np.random.default_rng(0).uniform(size=(num_images, 28, 28, 1)) > 0.5).astype(np.float32)
   labels = np.zeros(num_images, np.int32)
-  evaluate.likelihood_metrics(model, state, images[:batch_size], labels[:batch_size],
-                              key=jax.random.key(0), importance_samples=k, batch_size=batch_size)
+  settings = evaluate.EvalSettings(metrics=("elbo", "iwae"), dataset="random", split="-",
+                                   importance_samples=k, batch_size=batch_size)
+  evaluator = evaluate.Evaluator(model, settings, data=(images, labels))
+  evaluator.likelihood_bounds(state, jax.random.key(0),
+                              data=(images[:batch_size], labels[:batch_size]))  # compile
   t0 = time.perf_counter()
-  out = evaluate.likelihood_metrics(model, state, images, labels, key=jax.random.key(0),
-                                    importance_samples=k, batch_size=batch_size)
+  out = evaluator.likelihood_bounds(state, jax.random.key(0))
   elapsed = time.perf_counter() - t0
   row = {"name": f"eval_iwae_k{k}_mlp_pythae", "num_images": num_images, "importance_samples": k,
          "seconds": elapsed, "images_per_s": num_images / elapsed,

@@ -22,7 +22,6 @@ Writes ``<out>/kl_directions.png`` and ``<out>/kl_directions.json`` (mode masses
 KLs); the numbers in results/kl_directions.md come from this command.
 """
 
-import argparse
 import json
 import pathlib
 import sys
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments import common
 from unigen_jax import losses
 
 MODES, MODE_STD = (-2.0, 2.0), 0.25
@@ -143,12 +143,15 @@ def lemma1_picture():
                                     "mean_qr": float(grid @ qr), "mean_data": float(grid @ p_data)}
 
 
+def define_flags(f):
+  common.flags.DEFINE_string("out", "results/kl_directions", "Output folder.", flag_values=f)
+  common.flags.DEFINE_enum("preset", "cpu", ["smoke", "cpu"], "Budget.", flag_values=f)
+  common.flags.DEFINE_integer("seeds", None, "Seeds per model (default: the preset's).",
+                              flag_values=f)
+
+
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--out", default="results/kl_directions")
-  parser.add_argument("--preset", default="cpu", choices=("smoke", "cpu"))
-  parser.add_argument("--seeds", type=int, default=None)
-  args = parser.parse_args(argv)
+  args = common.parse_flags(argv, define_flags)
   steps = {"smoke": 50, "cpu": 3000}[args.preset]
   seeds = args.seeds or {"smoke": 1, "cpu": 5}[args.preset]
   out = pathlib.Path(args.out)
@@ -202,4 +205,4 @@ def _plot(path, runs, lemma):
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  common.run_main(main)

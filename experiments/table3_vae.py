@@ -185,12 +185,15 @@ class Plan:
     config.eval.metrics = ("elbo,svae_accuracy" if semi else "elbo") if evaluate_test else ""
     return config
 
-  def selection_runs(self, columns) -> list:
+  def selection_runs(self, columns, models=("aavae", "aacvae")) -> list:
+    """Selection runs of the discriminator rate of ``models`` (AA-SVAE uses AA-VAE's)."""
     runs = []
     for column in columns:
       if column not in self.preset.selection_seeds:
         continue
       for model in ("aavae", "aacvae"):
+        if model not in models:
+          continue
         for rate in self.preset.selection_rates:
           for seed in self.preset.selection_seeds[column]:
             runs.append(common.Run(
@@ -268,9 +271,11 @@ def main(argv=None) -> int:
   tag = f.preset + ("_smoke" if f.smoke else "")
   if shards < 1 or not 0 <= shard < shards:
     raise common.UsageError(f"--shard={f.shard}: write i/n with 0 <= i < n.")
-  out = pathlib.Path(f.out or f"results/table3_vae_{tag}.md")
-  records_dir = out.with_suffix("") / "runs"
   root = pathlib.Path(f.workdir) / tag
+  # A smoke table proves plumbing only: it goes beside its workdirs, never into results/.
+  out = pathlib.Path(f.out or (root / "table3_vae_smoke.md" if f.smoke
+                               else f"results/table3_vae_{tag}.md"))
+  records_dir = out.with_suffix("") / "runs"
   started = time.time()
 
   mine = lambda runs: [r for i, r in enumerate(runs) if i % shards == shard]  # noqa: E731
@@ -287,9 +292,10 @@ def main(argv=None) -> int:
     if not models:
       continue
     source_column = "10%" if column == "100%" else column
-    needs_selection = any(m in ("aavae", "aacvae", "aasvae") for m in models)
-    stage_selection = [r for r in plan.selection_runs([source_column])
-                       if needs_selection and r.name not in {s.name for s in selection}]
+    selected = {"aasvae": "aavae"}
+    needs = {selected.get(m, m) for m in models} & {"aavae", "aacvae"}
+    stage_selection = [r for r in plan.selection_runs([source_column], needs)
+                       if r.name not in {s.name for s in selection}]
     selection += stage_selection
     if f.train:
       common.execute(mine(stage_selection), root, records_dir)

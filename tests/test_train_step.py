@@ -480,11 +480,22 @@ def test_discriminator_learning_rate_sets_the_discriminator_players_step_size(na
   model = train_step.build(name, **TINY, learning_rate=1e-3, discriminator_learning_rate=1e-5)
   state = model.init(jax.random.key(0))
   new, _ = train_step.make_train_step(model, donate=False)(state, make_batch(), jax.random.key(1))
-  for player in model.players:
-    lr = 1e-5 if player.name.endswith("discriminator") else 1e-3
-    step = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+  def largest_step(player, new, old):
+    return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                for m in player.modules
-               for a, b in zip(jax.tree.leaves(new.params[m]), jax.tree.leaves(state.params[m])))
+               for a, b in zip(jax.tree.leaves(new.params[m]), jax.tree.leaves(old.params[m])))
+
+  assert {p.role for p in model.players} == {"discriminator", ""}
+  for player in model.players:
+    lr = 1e-5 if player.role == "discriminator" else 1e-3
+    step = largest_step(player, new, state)
     assert 0.5 * lr < step <= lr * 1.01, (player.name, step, lr)  # float32 differences
-  with pytest.raises(ValueError, match="discriminator_learning_rate must be > 0"):
-    train_step.build(name, **TINY, discriminator_learning_rate=0.0)
+  # 0 freezes the discriminator at its initialisation (the AA control); the others still move.
+  frozen = train_step.build(name, **TINY, learning_rate=1e-3, discriminator_learning_rate=0.0)
+  state = frozen.init(jax.random.key(0))
+  new, _ = train_step.make_train_step(frozen, donate=False)(state, make_batch(), jax.random.key(1))
+  for player in frozen.players:
+    moved = largest_step(player, new, state)
+    assert (moved == 0.0) if player.role == "discriminator" else moved > 1e-4, player.name
+  with pytest.raises(ValueError, match="discriminator_learning_rate must be >= 0"):
+    train_step.build(name, **TINY, discriminator_learning_rate=-1e-3)

@@ -94,10 +94,13 @@ class Evaluator:
     settings: :class:`EvalSettings`.
     classifier: the evaluation classifier (default: loaded from ``settings.classifier_dir``
       when a sample metric is asked for).
+    data: ``(images [N, H, W, C] float32 in [0, 1], labels [N])`` to evaluate on instead of
+      ``settings.dataset`` / ``split`` (e.g. a benchmark's arrays).
   """
 
   def __init__(self, model, settings: EvalSettings,
-               classifier: Optional[eval_classifier.EvalClassifier] = None):
+               classifier: Optional[eval_classifier.EvalClassifier] = None,
+               data: Optional[tuple] = None):
     self.model = model
     self.settings = settings
     variant = model.variant
@@ -108,7 +111,9 @@ class Evaluator:
       if problem:
         raise EvaluationError(problem)
     self.images = self.labels = None
-    if {"elbo", "iwae", "svae_accuracy", "fid"} & set(settings.metrics):
+    if data is not None:
+      self.images, self.labels = np.asarray(data[0], np.float32), np.asarray(data[1], np.int32)
+    elif {"elbo", "iwae", "svae_accuracy", "fid"} & set(settings.metrics):
       self.images, self.labels = input_pipeline.load_eval_split(
           settings.dataset, settings.split, data_dir=settings.data_dir or None,
           binarization=settings.binarization, seed=EVAL_BINARIZATION_SEED,
@@ -153,14 +158,15 @@ class Evaluator:
 
   # -- evaluation --
 
-  def likelihood_bounds(self, state, key) -> dict:
-    """Mean ELBO (and IWAE estimate) over the evaluation images."""
+  def likelihood_bounds(self, state, key, data: Optional[tuple] = None) -> dict:
+    """Mean ELBO (and IWAE estimate) over the evaluation images (or ``data = (images, labels)``)."""
     if "iwae" in self.settings.metrics and self.settings.importance_samples < 1:
       raise EvaluationError("the iwae metric needs importance_samples >= 1 (e.g. 5000).")
+    images, labels = data if data is not None else (self.images, self.labels)
     totals, count, b = {}, 0, self.settings.batch_size
-    for start in range(0, len(self.images), b):
-      x = jnp.asarray(self.images[start:start + b])
-      y = jnp.asarray(self.labels[start:start + b])
+    for start in range(0, len(images), b):
+      x = jnp.asarray(images[start:start + b])
+      y = jnp.asarray(labels[start:start + b])
       bounds = self._bounds(state.params, state.batch_stats, x, y, jax.random.fold_in(key, start))
       for name, values in jax.device_get(bounds).items():
         totals[name] = totals.get(name, 0.0) + float(np.sum(values))

@@ -155,7 +155,8 @@ def read_idx(path: os.PathLike, sha256: Optional[str] = None) -> np.ndarray:
 
 
 def load_idx_folder(folder: os.PathLike, split: str, image_shape: Sequence[int],
-                    sha256: Optional[Mapping[str, str]] = None) -> ImageData:
+                    sha256: Optional[Mapping[str, str]] = None,
+                    num_classes: Optional[int] = None) -> ImageData:
   """The ``train`` or ``test`` split of an IDX folder; ``sha256``: expected digests by stem."""
   folder = pathlib.Path(folder)
   if split not in _IDX_PREFIX:
@@ -178,6 +179,8 @@ def load_idx_folder(folder: os.PathLike, split: str, image_shape: Sequence[int],
   if len(images) != len(labels):
     raise DataError(f"{image_file} has {len(images)} images but {label_file} has "
                     f"{len(labels)} labels.")
+  if num_classes is not None:
+    check_labels(labels, num_classes, str(label_file))
   kind = "idx, SHA-256 verified" if sha256 else "idx"
   return ImageData(images, labels, kind, str(folder))
 
@@ -238,6 +241,7 @@ def load_tfds(info: DatasetInfo, split: str, data_dir: Optional[str], download: 
         "dataset 'mnist_sample' (pip install -e '.[sample_data]').") from None
   images = np.stack([np.asarray(e["image"], np.uint8) for e in examples])
   labels = np.asarray([int(e["label"]) for e in examples], np.int32)
+  check_labels(labels, info.num_classes, f"TFDS {info.tfds_name}/{split}")
   if tuple(images.shape[1:]) != tuple(info.image_shape):
     raise DataError(f"TFDS {info.tfds_name} gave images of shape {images.shape[1:]}, expected "
                     f"{info.image_shape}.")
@@ -285,7 +289,7 @@ def load_split(name: str, split: str = "train", *, data_dir: Optional[str] = Non
     for folder in folders:
       if _find_idx_file(folder, f"{_IDX_PREFIX[split]}-images-idx3-ubyte"):
         return load_idx_folder(folder, split, info.image_shape,
-                               info.sha256 if verify else None)
+                               info.sha256 if verify else None, info.num_classes)
     if source == "idx" or (data_dir and not _looks_like_tfds_dir(pathlib.Path(data_dir))):
       where = f"in {data_dir!r}" if data_dir else "(no data_dir given)"
       raise DataError(f"no IDX files for {name!r} split {split!r} {where}: expected "
@@ -337,9 +341,21 @@ def subset_count(num_examples: int, fraction: Optional[float] = None,
   return max(1, int(round(fraction * num_examples)))
 
 
+def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
+  """Labels must be integers in [0, num_classes): a -1 would silently select the last class
+  of a one-hot or gather, and a label >= num_classes gives NaN in a log-softmax."""
+  if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    raise DataError(f"{where} has labels outside [0, {num_classes}) (e.g. {int(bad[0])}, "
+                    f"{len(bad)} in all): is it the right dataset?")
+
+
 def semi_supervised_split(labels: np.ndarray, num_labelled: int, seed: int,
                           num_classes: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
   """(labelled indices, unlabelled indices): a class-balanced labelled set and all the rest."""
+  if num_labelled >= len(labels):
+    raise DataError(f"data.num_labelled={num_labelled} must be smaller than the {len(labels)} "
+                    "training examples (the rest are the unlabelled data).")
   labelled = class_balanced_indices(labels, num_labelled, seed, num_classes)
   unlabelled = np.setdiff1d(np.arange(len(labels)), labelled)
   if len(unlabelled) == 0:
@@ -531,6 +547,9 @@ def make_train_data(*, dataset: str, split: str = "train", data_dir: Optional[st
                     verify=verify)
   images, labels = data.images, data.labels
   count = subset_count(len(labels), fraction, num_examples)
+  if count > len(labels):
+    raise DataError(f"data.num_examples={count} is more than the {len(labels)} examples of "
+                    f"{dataset}/{split}; lower it or use a larger split.")
   if count < len(labels):
     keep = class_balanced_indices(labels, count, seed, info.num_classes)
     images, labels = images[keep], labels[keep]

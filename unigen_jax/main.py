@@ -13,14 +13,28 @@ data or flags, a workdir in use or holding another run); 3 non-finite values;
 130 interrupted (a checkpoint was saved when training had started).
 """
 
-import json
+import os
 import signal
 import sys
 
-from absl import app
-from absl import flags
-from absl import logging as absl_logging
-from ml_collections import config_flags
+
+def _interrupt_during_start_up(signum, _frame):
+  # Nothing has been written yet (training installs its own, saving handler first).
+  os.write(2, f"interrupted ({signal.Signals(signum).name}) during start-up: nothing was "
+              "trained or saved; rerun the same command.\n".encode())
+  os._exit(130)  # pylint: disable=protected-access
+
+
+# Installed before anything heavy is imported: SIGTERM during start-up ends with a word
+# (exit 130) instead of silently; training replaces it with a handler that saves first.
+signal.signal(signal.SIGTERM, _interrupt_during_start_up)
+
+import json  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+from absl import app  # noqa: E402  pylint: disable=wrong-import-position
+from absl import flags  # noqa: E402  pylint: disable=wrong-import-position
+from absl import logging as absl_logging  # noqa: E402  pylint: disable=wrong-import-position
+from ml_collections import config_flags  # noqa: E402  pylint: disable=wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file and argument, e.g. unigen_jax/configs/default.py:aavae.",
@@ -40,13 +54,7 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 
 
-def _interrupt_during_start_up(signum, _frame):
-  raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv) -> int:
-  # Until training owns the signals (it saves a checkpoint first), SIGTERM stops with a word.
-  signal.signal(signal.SIGTERM, _interrupt_during_start_up)
   try:
     return _main(argv)
   except KeyboardInterrupt as err:
@@ -54,8 +62,8 @@ def main(argv) -> int:
     if isinstance(err, train.TrainingInterrupted):
       print(f"interrupted: {err}", file=sys.stderr)
     else:
-      print(f"interrupted ({err or 'SIGINT'}) during start-up: nothing was trained or saved; "
-            "rerun the same command.", file=sys.stderr)
+      print("interrupted (SIGINT) during start-up: nothing was trained or saved; rerun the "
+            "same command.", file=sys.stderr)
     return 130
 
 
@@ -106,12 +114,15 @@ def _main(argv) -> int:
 
 
 def _flag_error_in_one_line(argv):
-  """absl prints a traceback for an unknown --config.<field>: one line and exit 2 instead."""
+  """A bad flag or --config.<field> is one line and exit 2, not absl's traceback."""
   try:
     return flags.FLAGS(argv)
-  except flags.Error as err:
-    print(f"error: {str(err).strip().splitlines()[-1]} (the config fields are listed in "
-          "unigen_jax/config.py; --dry_run prints them)", file=sys.stderr)
+  except Exception as err:  # pylint: disable=broad-except
+    text = " ".join(str(err).replace("\\n", " ").replace("\\'", "'").split())
+    if len(text) > 1 and text[0] == text[-1] == "'":  # a KeyError's repr
+      text = text[1:-1]
+    print(f"error: {text} (the config fields are listed in unigen_jax/config.py; "
+          "--dry_run prints them)", file=sys.stderr)
     sys.exit(2)
 
 

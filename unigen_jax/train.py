@@ -216,7 +216,7 @@ def _refuse_orphaned_outputs(workdir: pathlib.Path, restart: bool) -> None:
   last = f" up to step {rows[-1]['step']}" if rows else ""
   if not restart:
     raise workdir_lib.WorkdirError(
-        f"{workdir} holds the outputs of a run ({', '.join(outputs)}{last}) but no checkpoint "
+        f"{workdir} holds the outputs of a run{last} ({', '.join(outputs)}) but no checkpoint "
         "(checkpoints/ is gone or empty): starting again would mix two runs. Rerun with "
         "--restart to move the old outputs to previous_<time>/ and start from step 0, or use "
         "another --workdir.")
@@ -323,7 +323,7 @@ class _TrainingLoop:
   def _place(self, batch):
     if self.mesh is None:
       return batch
-    leading = self.config.steps_per_call > 1
+    leading = np.ndim(batch["image"]) == len(self.model.cfg.image_shape) + 2  # stacked steps
     return parallel.shard_batch(batch, self.mesh, leading_steps=leading)
 
   def _progress_bar(self, start):
@@ -501,6 +501,8 @@ class _Groups:
 
   def __next__(self):
     n = next(self.sizes)
+    if n == 1:  # a last call of one step takes a plain batch (the one-step function)
+      return next(self.iterator)
     group = [next(self.iterator) for _ in range(n)]
     return {k: np.stack([g[k] for g in group]) for k in group[0]}
 

@@ -1,0 +1,265 @@
+"""Runs that cannot corrupt each other: lock, restore-before-commit, torn files, read-only
+evaluation, checksums, orphaned outputs, one-line messages (issue: reliability)."""
+
+import errno
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from unigen_jax import checkpointing
+from unigen_jax import config as config_lib
+from unigen_jax import evaluate
+from unigen_jax import reporting
+from unigen_jax import train
+from unigen_jax import workdir as workdir_lib
+from tests.test_train_program import REPO, cli, flags_for, restored_params, tiny_config
+
+
+@pytest.fixture(scope="module")
+def idx_data(tmp_path_factory):
+  from tests.test_input_pipeline import make_idx_folder
+  folder = tmp_path_factory.mktemp("idx")
+  make_idx_folder(folder, n_train=200)
+  return str(folder)
+
+
+def _files(root: pathlib.Path) -> dict:
+  return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+          for p in root.rglob("*") if p.is_file()}
+
+
+def _wait_for_rows(path: pathlib.Path, rows: int, proc, timeout=300):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if path.exists() and len(path.read_text().splitlines()) >= rows:
+      return
+    if proc.poll() is not None:
+      raise AssertionError(f"the run ended early: {proc.stderr.read()[-2000:]}")
+    time.sleep(0.2)
+  raise AssertionError("the run did not start in time")
+
+
+def _popen(args):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+  return subprocess.Popen([sys.executable, "-m", "unigen_jax.main", *args], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_workdir_lock_refuses_a_second_run_and_survives_kill_9(idx_data, tmp_path):
+  run = tmp_path / "run"
+  args = flags_for("vae", idx_data, run, steps=100000, extra=["--config.log_every=1",
+                                                              "--config.checkpoint_every=20"])
+  first = _popen(args)
+  try:
+    _wait_for_rows(run / "metrics.jsonl", 25, first)
+    second = cli(flags_for("vae", idx_data, run, steps=50, extra=["--config.seed=1"]),
+                 timeout=300)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"is in use by process {first.pid} on" in second.stderr.strip().splitlines()[-1]
+  finally:
+    first.send_signal(signal.SIGKILL)  # a lock left by a killed run is released by the kernel
+    first.wait()
+  saved = sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
+  resumed = cli(flags_for("vae", idx_data, run, steps=saved[-1] + 4,
+                          extra=["--config.log_every=1", "--config.checkpoint_every=20"]),
+                timeout=300)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert f"resumed from the checkpoint at step {saved[-1]}" in resumed.stderr
+
+
+def test_a_checkpoint_of_another_seed_is_refused(idx_data, tmp_path):
+  run = tmp_path / "run"
+  train.train_and_evaluate(tiny_config("vae", idx_data, steps=4), str(run))
+  stored = json.loads((run / "config.json").read_text())
+  stored["seed"] = 1  # as if a run with seed 1 had written config.json last
+  (run / "config.json").write_text(json.dumps(stored))
+  with pytest.raises(checkpointing.CheckpointError, match="another random seed"):
+    train.train_and_evaluate(tiny_config("vae", idx_data, steps=8, seed=1), str(run))
+  assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["4"]  # nothing moved
+
+
+def test_allow_config_change_restores_before_it_commits(idx_data, tmp_path):
+  run = tmp_path / "run"
+  train.train_and_evaluate(tiny_config("vae", idx_data, steps=4), str(run))
+  before = (run / "config.json").read_text()
+  files = _files(run / "checkpoints")
+  with pytest.raises(config_lib.ConfigError, match=r"do not fit the changed config.*Nothing was "
+                                                    r"changed"):
+    train.train_and_evaluate(tiny_config("vae", idx_data, steps=8, **{"model.width": 8}),
+                             str(run), allow_config_change=True)
+  assert (run / "config.json").read_text() == before
+  assert _files(run / "checkpoints") == files and not (run / "corrupt_checkpoints").exists()
+  summary = train.train_and_evaluate(tiny_config("vae", idx_data, steps=6), str(run))
+  assert summary["resumed_from"] == 4  # the original command still resumes
+
+
+def test_a_torn_metrics_line_is_cut_off_and_the_run_goes_on(idx_data, tmp_path):
+  run = tmp_path / "run"
+  train.train_and_evaluate(tiny_config("vae", idx_data, steps=4), str(run))
+  with open(run / "metrics.jsonl", "a") as f:
+    f.write('{"step": 5, "elbo": -54')  # killed mid-write
+  assert [r["step"] for r in reporting.read_metrics(run / "metrics.jsonl")] == [2, 4]
+  summary = train.train_and_evaluate(tiny_config("vae", idx_data, steps=8), str(run))
+  assert summary["final_step"] == 8 and (run / "summary.json").exists()
+  lines = (run / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(line)["step"] for line in lines] == [2, 4, 6, 8]
+  assert "torn last line" in (run / "log.txt").read_text()
+
+
+def test_evaluation_is_read_only_even_with_a_corrupt_checkpoint(idx_data, tmp_path):
+  run = tmp_path / "run"
+  train.train_and_evaluate(tiny_config("vae", idx_data, steps=8), str(run))
+  for path in (run / "checkpoints" / "8").rglob("*"):
+    if path.is_file():
+      path.write_bytes(b"garbage")
+  before = _files(run)
+  warnings = []
+  result = evaluate.evaluate_workdir(run, metrics="elbo", log=warnings.append)
+  assert result["step"] == 4 and any("step 8 unusable" in w for w in warnings)
+  after = {k: v for k, v in _files(run).items() if not k.startswith("evaluations/")}
+  assert after == before  # nothing moved, deleted or rewritten
+  assert not (run / "corrupt_checkpoints").exists()
+
+
+def _flip_a_byte(checkpoint: pathlib.Path) -> None:
+  data = max((p for p in (checkpoint / "state").rglob("*") if p.is_file() and p.parent.name == "d"),
+             key=lambda p: p.stat().st_size)
+  raw = bytearray(data.read_bytes())
+  raw[len(raw) // 2] ^= 0x10
+  data.write_bytes(bytes(raw))
+
+
+def test_a_flipped_bit_is_caught_by_the_checksum(idx_data, tmp_path):
+  run = tmp_path / "run"
+  config = tiny_config("gan", idx_data, steps=8)
+  train.train_and_evaluate(config, str(run))
+  _flip_a_byte(run / "checkpoints" / "8")
+  warnings = []
+  _, model_cfg = config_lib.resolve_config(config)
+  model = train.train_step.Model(train.variants.get("gan"), model_cfg)
+  step, _ = checkpointing.load_latest_state(model, run / "checkpoints", warn=warnings.append)
+  assert step == 4 and "step 8 unusable" in warnings[0]
+
+
+def test_outputs_without_checkpoints_are_refused_unless_restart(idx_data, tmp_path):
+  run = tmp_path / "run"
+  train.train_and_evaluate(tiny_config("vae", idx_data, steps=4), str(run))
+  summary = (run / "summary.json").read_text()
+  import shutil
+  shutil.rmtree(run / "checkpoints")
+  with pytest.raises(workdir_lib.WorkdirError, match=r"up to step 4 \(metrics.jsonl, summary.json\) but no checkpoint.*--restart"):
+    train.train_and_evaluate(tiny_config("vae", idx_data, steps=4), str(run))
+  assert (run / "summary.json").read_text() == summary
+  out = train.train_and_evaluate(tiny_config("vae", idx_data, steps=4), str(run), restart=True)
+  assert out["resumed_from"] is None
+  previous = next(run.glob("previous_*"))
+  assert (previous / "summary.json").read_text() == summary
+
+
+def test_steps_are_honoured_exactly_with_steps_per_call(idx_data, tmp_path):
+  config = tiny_config("vae", idx_data, steps=10, steps_per_call=3, log_every=3,
+                       checkpoint_every=6)
+  summary = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert summary["final_step"] == 10
+  step, _ = restored_params(tmp_path / "run", "vae", config)
+  assert step == 10
+
+
+def test_a_full_disk_is_one_clear_error(idx_data, tmp_path, monkeypatch):
+  def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", full)
+  with pytest.raises(train.StorageError, match=r"cannot write to .*free space.*resumes"):
+    train.train_and_evaluate(tiny_config("vae", idx_data, steps=4), str(tmp_path / "run"))
+
+
+def test_bad_input_gets_one_line_and_exit_2(idx_data, tmp_path):
+  # An unknown --config. field: one line, exit 2 (not a traceback).
+  out = cli(flags_for("vae", idx_data, tmp_path / "a", extra=["--config.model.widht=4"]),
+            timeout=300)
+  assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+  assert "widht" in out.stderr
+  # A file where the workdir should be.
+  (tmp_path / "file").write_text("x")
+  out = cli(flags_for("vae", idx_data, tmp_path / "file"), timeout=300)
+  assert out.returncode == 2 and "exists and is not a directory" in out.stderr, out.stderr
+  # A truncated config.json of an existing run.
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / "config.json").write_text('{"variant": "va')
+  out = cli(flags_for("vae", idx_data, run), timeout=300)
+  assert out.returncode == 2 and "config.json is unreadable" in out.stderr.strip().splitlines()[-1]
+  # A labelled set larger than the data names the field.
+  out = cli(flags_for("svae", idx_data, tmp_path / "b", extra=["--config.data.num_labelled=100000"]),
+            timeout=300)
+  assert out.returncode == 2 and "data.num_labelled=100000" in out.stderr.strip().splitlines()[-1]
+  assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_recovering_from_a_truncated_checkpoint_is_quiet(idx_data, tmp_path):
+  run = tmp_path / "run"
+  assert cli(flags_for("gan", idx_data, run), timeout=300).returncode == 0
+  for path in (run / "checkpoints" / "8").rglob("*"):
+    if path.is_file():
+      path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+  out = cli(flags_for("gan", idx_data, run, steps=12), timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  stderr = out.stderr.strip().splitlines()
+  assert len(stderr) <= 6, out.stderr  # a warning and the resume line, no tracebacks
+  assert any("step 8 unusable" in line and "corrupt_checkpoints" in line for line in stderr)
+  assert "checkpoint step 8" in (run / "log.txt").read_text()  # the details are kept
+
+
+def test_sigterm_during_start_up_says_so(idx_data, tmp_path):
+  proc = _popen(flags_for("vae", idx_data, tmp_path / "run"))
+  time.sleep(0.5)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 130, err
+  assert "interrupted" in err and "rerun the same command" in err
+
+
+def test_labels_outside_the_classes_are_refused_at_load(tmp_path):
+  from tests.test_input_pipeline import write_idx
+  from unigen_jax import input_pipeline
+  write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((20, 28, 28), np.uint8), True)
+  write_idx(tmp_path / "train-labels-idx1-ubyte", np.r_[np.arange(19) % 10, 12], True)
+  with pytest.raises(input_pipeline.DataError, match=r"labels outside \[0, 10\) \(e.g. 12"):
+    input_pipeline.load_split("mnist", "train", data_dir=str(tmp_path), verify=False)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_steps_then_resume_is_bitwise_identical(idx_data, tmp_path):
+  steps = 300
+  extra = ["--config.log_every=1", "--config.checkpoint_every=7"]
+  reference = cli(flags_for("aavae", idx_data, tmp_path / "reference", steps=steps, extra=extra),
+                  timeout=900)
+  assert reference.returncode == 0, reference.stderr[-2000:]
+  run = tmp_path / "killed"
+  rng = np.random.default_rng(0)
+  kills = 0
+  while kills < 6:
+    proc = _popen(flags_for("aavae", idx_data, run, steps=steps, extra=extra))
+    done = len((run / "metrics.jsonl").read_text().splitlines()) if (run / "metrics.jsonl").exists() else 0
+    try:
+      _wait_for_rows(run / "metrics.jsonl", done + int(rng.integers(5, 40)), proc)
+    except AssertionError:
+      break  # finished before the kill
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kills += 1
+  final = cli(flags_for("aavae", idx_data, run, steps=steps, extra=extra), timeout=900)
+  assert final.returncode == 0, final.stderr[-2000:]
+  assert kills >= 5
+  config = tiny_config("aavae", idx_data, steps=steps)
+  _, a = restored_params(tmp_path / "reference", "aavae", config)
+  _, b = restored_params(run, "aavae", config)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
