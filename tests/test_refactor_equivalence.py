@@ -53,7 +53,7 @@ def _compare(reference_checkout, variants):
 
 
 def test_fixed_seed_steps_are_bitwise_those_of_the_reference_commit(reference_checkout):
-  _compare(reference_checkout, ["vae", "iwgan", "cgan", "svae"])
+  _compare(reference_checkout, ["vae", "cgan"])  # the rest: the slow test below
 
 
 @pytest.mark.slow
