@@ -19,7 +19,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from unigen_jax.models import backbones
+from unigen_jax.models import backbones, kernels  # noqa: F401
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -49,13 +49,13 @@ def cases(batch):
       ("pythae conv VAE decoder, 7->14", 7, 3, 512, 256, ((1, 2), (1, 2)))):
     out.append((f"conv_transpose {where}", (batch, h, h, c_in), (k, k, c_in, c_out),
                 lambda x, w, pad=pad: jax.lax.conv_transpose(x, w, (2, 2), pad, dimension_numbers=DN),
-                lambda x, w, pad=pad: backbones.subpixel_conv_transpose(x, w, pad)))
+                lambda x, w, pad=pad: kernels.subpixel_conv_transpose(x, w, pad)))
   for where, h, c_in, c_out in (("pythae conv VAE encoder, 7->3", 7, 256, 512),
                                 ("pythae conv VAE encoder, 3->1", 3, 512, 1024)):
     out.append((f"strided conv {where}", (batch, h, h, c_in), (4, 4, c_in, c_out),
                 lambda x, w: jax.lax.conv_general_dilated(x, w, (2, 2), ((1, 1), (1, 1)),
                                                           dimension_numbers=DN),
-                lambda x, w: backbones.patches_conv(x, w, 2, ((1, 1), (1, 1)))))
+                lambda x, w: kernels.patches_conv(x, w, 2, ((1, 1), (1, 1)))))
   for where, h, c_in, c_out in (("PyTorch-GAN DCGAN G, 8->16", 8, 128, 128),
                                 ("PyTorch-GAN DCGAN G, 16->32", 16, 128, 64)):
     out.append((f"upsample+conv3x3 {where}", (batch, h, h, c_in), (3, 3, c_in, c_out),

@@ -251,7 +251,7 @@ def test_sharded_steps_match_single_device_on_8_simulated_devices():
 def test_strided_conv_transpose_paths_agree_with_flax():
   """The CPU sub-pixel path and lax.conv_transpose compute nn.ConvTranspose (float32)."""
   import flax.linen as nn
-  from unigen_jax.models import backbones
+  from unigen_jax.models import backbones, kernels  # noqa: F401  pylint: disable=unused-import
   x = jax.random.normal(jax.random.key(0), (2, 4, 4, 32))
   for pad, method in ((((1, 1), (1, 1)), "subpixel"), (((1, 2), (1, 2)), "subpixel"),
                       (((1, 2), (1, 2)), "lax"), (((1, 2), (1, 2)), "auto")):
@@ -274,7 +274,7 @@ def _float64_params(module, x, seed=1):
 
 def test_subpixel_conv_transpose_equals_lax_for_every_padding():
   """Phase decomposition of a stride-2 transposed conv: kernels 3-5, every (low, high)."""
-  from unigen_jax.models import backbones
+  from unigen_jax.models import backbones, kernels  # noqa: F401  pylint: disable=unused-import
   rng = np.random.default_rng(0)
   dn = ("NHWC", "HWIO", "NHWC")
   with jax.enable_x64(True):
@@ -285,7 +285,7 @@ def test_subpixel_conv_transpose_equals_lax_for_every_padding():
           kernel = jnp.asarray(rng.normal(size=(k, k, 3, 2)))
           pad = ((low, high), (high, low))
           ref = jax.lax.conv_transpose(x, kernel, (2, 2), pad, dimension_numbers=dn)
-          ours = backbones.subpixel_conv_transpose(x, kernel, pad)
+          ours = kernels.subpixel_conv_transpose(x, kernel, pad)
           assert ours.shape == ref.shape, (k, pad)
           np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12, err_msg=str((k, pad)))
 
@@ -293,7 +293,7 @@ def test_subpixel_conv_transpose_equals_lax_for_every_padding():
 def test_subpixel_conv_transpose_equals_flax_conv_transpose():
   """Four 2x2 phase convolutions compute nn.ConvTranspose(4x4, stride 2, SAME) exactly."""
   import flax.linen as nn
-  from unigen_jax.models import backbones
+  from unigen_jax.models import backbones, kernels  # noqa: F401  pylint: disable=unused-import
   with jax.enable_x64(True):
     for shape, features in (((2, 7, 7, 5), 3), ((2, 4, 6, 2), 1)):
       x = jax.random.normal(jax.random.key(0), shape, jnp.float64)
@@ -311,7 +311,7 @@ def test_subpixel_conv_transpose_equals_flax_conv_transpose():
 
 def test_upsample_conv_subpixel_equals_upsample_then_conv():
   """Sub-pixel form of nearest-x2 upsampling + 3x3 conv equals the direct computation."""
-  from unigen_jax.models import backbones
+  from unigen_jax.models import backbones, kernels  # noqa: F401  pylint: disable=unused-import
   with jax.enable_x64(True):
     x = jax.random.normal(jax.random.key(0), (2, 5, 6, 4), jnp.float64)
     direct = backbones.UpsampleConv(3, method="direct", dtype=jnp.float64)
@@ -357,7 +357,7 @@ def test_pytorch_gan_matched_dcgan_has_the_peer_layer_sizes_and_uses_dropout():
 
 def test_patches_conv_equals_strided_lax_conv():
   """Strided conv as patches + matmul (the CPU path of small-output layers) is exact."""
-  from unigen_jax.models import backbones
+  from unigen_jax.models import backbones, kernels  # noqa: F401  pylint: disable=unused-import
   rng = np.random.default_rng(0)
   with jax.enable_x64(True):
     for size, k, stride, pad in ((3, 4, 2, 1), (7, 4, 2, 1), (8, 3, 2, 0), (5, 3, 1, 1)):
@@ -366,7 +366,7 @@ def test_patches_conv_equals_strided_lax_conv():
       padding = ((pad, pad), (pad, pad))
       ref = jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
-      np.testing.assert_allclose(backbones.patches_conv(x, kernel, stride, padding), ref,
+      np.testing.assert_allclose(kernels.patches_conv(x, kernel, stride, padding), ref,
                                  rtol=1e-12, atol=1e-12)
     x = jnp.asarray(rng.normal(size=(2, 3, 3, 3)))
     conv = backbones.StridedConv(4, 4, 2, 1, method="patches", dtype=jnp.float64)

@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from unigen_jax.models import kernels
+
 # DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales.
 dcgan_init = nn.initializers.normal(0.02)
 
@@ -155,22 +157,6 @@ def _add_bias(module: nn.Module, y: jax.Array) -> jax.Array:
   return y + bias.astype(module.dtype)
 
 
-def _upsampled_conv_kernel(kernel: jax.Array) -> jax.Array:
-  """The 4x4 stride-2 transposed-convolution kernel equal to nearest-x2 upsampling followed
-  by this 3x3 'same' convolution.
-
-  Upsampling repeats each input pixel over a 2x2 block (a transposed convolution with a
-  2x2 box kernel); convolving that with the 3x3 kernel adds neighbouring taps, along each
-  axis ``[k0, k0 + k1, k1 + k2, k2]``. Row ``2i + a`` of the upsampled image reads input
-  rows ``i - 1, i, i`` (``a = 0``) or ``i, i, i + 1`` (``a = 1``): the transposed
-  convolution's even and odd taps.
-  """
-  def box(k, axis):
-    k0, k1, k2 = (jnp.take(k, i, axis=axis) for i in range(3))
-    return jnp.stack([k0, k0 + k1, k1 + k2, k2], axis=axis)
-  return box(box(kernel, 0), 1)
-
-
 class UpsampleConv(nn.Module):
   """Nearest-neighbour x2 upsampling followed by a 3x3 'same' convolution, computed exactly
   without the upsampled tensor.
@@ -178,7 +164,7 @@ class UpsampleConv(nn.Module):
   Parameters are those of the 3x3 convolution on the upsampled image (``kernel``
   ``[3, 3, C_in, C_out]``, as in PyTorch-GAN's ``Upsample`` + ``Conv2d(k=3, p=1)``).
   ``method='subpixel'`` (default) runs it as the equal 4x4 stride-2 transposed convolution
-  (``_upsampled_conv_kernel``) in sub-pixel form (``subpixel_conv_transpose``): one 2x2
+  (``kernels.upsampled_conv_kernel``) in sub-pixel form (``kernels.upsample_conv``): one 2x2
   convolution per output phase at the *input* resolution, 16 instead of 36 multiply-adds
   per input pixel and channel pair (2.25x fewer FLOPs, the same function up to float
   rounding). ``'direct'``
@@ -193,18 +179,7 @@ class UpsampleConv(nn.Module):
   def __call__(self, x):
     kernel = self.param("kernel", dcgan_init, (3, 3, x.shape[-1], self.features))
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    if self.method == "direct":
-      b, h, w, c = x.shape
-      up = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c)).reshape(
-          (b, 2 * h, 2 * w, c))
-      y = jax.lax.conv_general_dilated(up, kernel, (1, 1), ((1, 1), (1, 1)),
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    elif self.method == "subpixel":
-      # 'SAME' for kernel 4, stride 2: the dilated input is padded by 2 on each side.
-      y = subpixel_conv_transpose(x, _upsampled_conv_kernel(kernel), ((2, 2), (2, 2)))
-    else:
-      raise ValueError(f"method={self.method!r}; use 'subpixel' or 'direct'.")
-    return _add_bias(self, y)
+    return _add_bias(self, kernels.upsample_conv(x, kernel, self.method))
 
 
 class UpsampleGeneratorBackbone(nn.Module):
@@ -265,13 +240,8 @@ class SubpixelConvTranspose(nn.Module):
   def __call__(self, x):
     kernel = self.param("kernel", dcgan_init, (4, 4, x.shape[-1], self.features))
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    method = _conv_transpose_method(self.method, self.features)
-    if method == "lax":
-      y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME",
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    else:  # 'SAME' for kernel 4, stride 2 pads the dilated input by 2 on each side
-      y = subpixel_conv_transpose(x, kernel, ((2, 2), (2, 2)))
-    return _add_bias(self, y)
+    # 'SAME' for kernel 4, stride 2 pads the dilated input by 2 on each side.
+    return _add_bias(self, kernels.conv_transpose(x, kernel, 2, ((2, 2), (2, 2)), self.method))
 
 
 class MLPBackbone(nn.Module):
@@ -306,58 +276,6 @@ class MLPGeneratorBackbone(nn.Module):
     return out.reshape((z.shape[0],) + tuple(self.image_shape)).astype(jnp.float32)
 
 
-def _phase_plan(size: int, k: int, low: int, high: int):
-  """Along one axis of a stride-2 transposed convolution (kernel ``k``, padding ``(low, high)``
-  of the zero-dilated input): the output size and, per output phase ``a`` (0: even, 1: odd
-  positions), ``(kernel taps, pad_low, pad_high, outputs)`` of the ordinary convolution
-  of the *undilated* input that produces that phase. Output ``2m + a`` reads dilated
-  position ``2m + a + t - low`` with tap ``t``, which is an input pixel only when it is
-  even: only the taps with ``a + t - low`` even contribute, at input ``m + (a + t - low) / 2``.
-  """
-  out = (size - 1) * 2 + 1 + low + high - k + 1
-  plan = []
-  for a in (0, 1):
-    taps = [t for t in range(k) if (a + t - low) % 2 == 0]
-    n = (out - a + 1) // 2
-    pad_low = -((a + taps[0] - low) // 2) if taps else 0
-    pad_high = n - size - pad_low + len(taps) - 1
-    plan.append((taps, pad_low, pad_high, n))
-  return out, plan
-
-
-def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
-  """``lax.conv_transpose(x, kernel, (2, 2), padding)`` (NHWC/HWIO, explicit padding) as
-  four ordinary convolutions of the undilated input, one per output phase, interleaved.
-
-  The zeros a transposed convolution inserts between input pixels are never multiplied
-  (a quarter of the FLOPs), and every convolution is a plain stride-1 one, which XLA:CPU
-  differentiates on its fast path. Same function up to float rounding (tested to 1e-12 in
-  float64 against ``lax.conv_transpose`` for kernels 3-5 and all paddings).
-  """
-  b, h, w, _ = x.shape
-  k_h, k_w, _, features = kernel.shape
-  out_h, rows = _phase_plan(h, k_h, *padding[0])
-  out_w, cols = _phase_plan(w, k_w, *padding[1])
-  n_rows, n_cols = rows[0][3], cols[0][3]  # the even phase is the longer one
-  grid = []
-  for row_taps, row_low, row_high, row_n in rows:
-    line = []
-    for col_taps, col_low, col_high, col_n in cols:
-      if not row_taps or not col_taps or row_n <= 0 or col_n <= 0:
-        y = jnp.zeros((b, max(row_n, 0), max(col_n, 0), features), x.dtype)
-      else:
-        y = jax.lax.conv_general_dilated(
-            x, kernel[jnp.asarray(row_taps)][:, jnp.asarray(col_taps)], (1, 1),
-            ((row_low, row_high), (col_low, col_high)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-      # The odd phase may be one shorter: pad it to the even one's length, crop below.
-      line.append(jnp.pad(y, ((0, 0), (0, n_rows - y.shape[1]), (0, n_cols - y.shape[2]),
-                              (0, 0))))
-    grid.append(jnp.stack(line, axis=3))  # [B, n_rows, n_cols, 2 (col phase), C]
-  y = jnp.stack(grid, axis=2)  # [B, n_rows, 2 (row phase), n_cols, 2, C]
-  return y.reshape(b, 2 * n_rows, 2 * n_cols, features)[:, :out_h, :out_w]
-
-
 class StridedConvTranspose(nn.Module):
   """Stride-2 transposed convolution with explicit ``(low, high)`` padding, fast on CPU too.
 
@@ -365,7 +283,7 @@ class StridedConvTranspose(nn.Module):
   ``nn.ConvTranspose`` (``lax.conv_transpose``). On XLA:CPU the kernel gradient of a wide
   transposed convolution falls off Eigen's fast path (4.4 s for 1024->512 channels at
   batch 64, against 0.05 s forward); on CPU with ``C_out > 1`` this module runs the
-  sub-pixel form (``subpixel_conv_transpose``) instead. Other backends and single-channel
+  sub-pixel form (``kernels.conv_transpose``) instead. Other backends and single-channel
   outputs (where the lax path is faster) keep ``lax.conv_transpose``.
   """
   features: int
@@ -384,46 +302,14 @@ class StridedConvTranspose(nn.Module):
     x = x.astype(self.dtype)
     kernel = kernel.astype(self.dtype)
     padding = tuple(tuple(int(v) for v in p) for p in self.padding)
-    method = _conv_transpose_method(self.method, self.features)
-    if method == "subpixel" and s == 2:
-      y = subpixel_conv_transpose(x, kernel, padding)
-    else:
-      y = jax.lax.conv_transpose(x, kernel, (s, s), padding,
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return _add_bias(self, y)
-
-
-def _conv_transpose_method(method: str, features: int) -> str:
-  if method not in ("auto", "subpixel", "lax"):
-    raise ValueError(f"method={method!r}; use 'auto', 'subpixel' or 'lax'.")
-  if method == "auto":
-    return "subpixel" if jax.default_backend() == "cpu" and features > 1 else "lax"
-  return method
-
-
-def patches_conv(x: jax.Array, kernel: jax.Array, strides: int, padding) -> jax.Array:
-  """A strided convolution written as patch extraction (strided slices) and one matmul.
-
-  ``lax.conv_general_dilated(x, kernel, (s, s), padding)`` up to float rounding. XLA:CPU
-  runs wide stride-2 convolutions with a tiny output badly (4x4, 512 -> 1024 channels
-  from 3x3 to 1x1 at batch 64: 2.1 s forward against 0.014 s as a matmul); with the
-  patches the work is one large dot and its gradient, on the fast path.
-  """
-  k_h, k_w, c_in, features = kernel.shape
-  x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
-  out_h = (x.shape[1] - k_h) // strides + 1
-  out_w = (x.shape[2] - k_w) // strides + 1
-  patches = jnp.concatenate(
-      [x[:, i:i + strides * (out_h - 1) + 1:strides, j:j + strides * (out_w - 1) + 1:strides]
-       for i in range(k_h) for j in range(k_w)], axis=-1)  # [B, out_h, out_w, k_h k_w C_in]
-  return jnp.einsum("bhwk,kc->bhwc", patches, kernel.reshape(k_h * k_w * c_in, features))
+    return _add_bias(self, kernels.conv_transpose(x, kernel, s, padding, self.method))
 
 
 class StridedConv(nn.Module):
   """``nn.Conv(features, (k, k), strides=(s, s), padding=explicit)`` with a CPU fast path.
 
   Same parameters (``kernel`` ``[k, k, C_in, C_out]``, optional ``bias``) and function. With
-  ``method='auto'`` a layer whose output is at most 4x4 runs as ``patches_conv`` on CPU
+  ``method='auto'`` a layer whose output is at most 4x4 runs as ``kernels.patches_conv`` on CPU
   (20-50x faster there for the wide late layers of a conv encoder); otherwise, and on
   GPU/TPU, ``lax.conv_general_dilated``.
   """
@@ -441,21 +327,7 @@ class StridedConv(nn.Module):
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
                         (k, k, x.shape[-1], self.features))
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    padding = ((p, p), (p, p))
-    out_h = (x.shape[1] + 2 * p - k) // s + 1
-    out_w = (x.shape[2] + 2 * p - k) // s + 1
-    method = self.method
-    if method not in ("auto", "patches", "lax"):
-      raise ValueError(f"method={method!r}; use 'auto', 'patches' or 'lax'.")
-    if method == "auto":
-      small = out_h * out_w <= 16
-      method = "patches" if jax.default_backend() == "cpu" and small else "lax"
-    if method == "patches":
-      y = patches_conv(x, kernel, s, padding)
-    else:
-      y = jax.lax.conv_general_dilated(x, kernel, (s, s), padding,
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return _add_bias(self, y)
+    return _add_bias(self, kernels.conv(x, kernel, s, ((p, p), (p, p)), self.method))
 
 
 class ConvStackEncoderBackbone(nn.Module):
