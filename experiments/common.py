@@ -23,7 +23,7 @@ import pathlib
 import subprocess
 import sys
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 import ml_collections
 import numpy as np

@@ -162,7 +162,6 @@ def main(argv=None) -> int:
   out = pathlib.Path(f.out or (root / "table2_gan_smoke.md" if f.smoke
                                else f"results/table2_gan_{tag}.md"))
   records_dir = out.with_suffix("") / "runs"
-  started = time.time()
   from unigen_jax import eval_classifier  # pylint: disable=g-import-not-at-top
   from unigen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   try:

@@ -32,6 +32,7 @@ from unigen_jax import distributions
 from unigen_jax import input_pipeline
 from unigen_jax import metrics
 from unigen_jax import models
+from unigen_jax.model_config import ModelConfig
 
 CLASSIFIER_REVISION = 2  # bump when the recipe below changes what is trained
 
@@ -54,8 +55,7 @@ class EvalClassifier:
 
   @functools.cached_property
   def module(self):
-    return models.Classifier(image_shape=self.image_shape, width=self.width,
-                             num_outputs=self.num_classes)
+    return _network(self.image_shape, self.width, self.num_classes)
 
   @functools.cached_property
   def _apply(self):
@@ -118,6 +118,12 @@ class EvalClassifier:
     return cls(variables=variables, **meta)
 
 
+def _network(image_shape, width: int, num_classes: int):
+  """The DCGAN discriminator network with a class head (float32)."""
+  return models.Classifier(cfg=ModelConfig(image_shape=tuple(image_shape), width=width,
+                                           num_classes=num_classes))
+
+
 def train_classifier(dataset: str, *, split: str = "train", data_dir: Optional[str] = None,
                      test_dataset: Optional[str] = None, test_split: str = "test",
                      test_data_dir: Optional[str] = None, width: int = 32, steps: int = 2000,
@@ -137,8 +143,7 @@ def _train(train_data, dataset, split, *, test_dataset, test_split, test_data_di
   info = input_pipeline.dataset_info(dataset)
   test_images, test_labels = input_pipeline.load_eval_split(
       test_dataset, test_split, data_dir=test_data_dir, verify=verify)
-  module = models.Classifier(image_shape=info.image_shape, width=width,
-                             num_outputs=info.num_classes)
+  module = _network(info.image_shape, width, info.num_classes)
   variables = module.init(jax.random.key(seed), jnp.zeros((2,) + info.image_shape), train=False)
   # Cosine decay to zero: the last steps average out the noise of a constant step size.
   optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))

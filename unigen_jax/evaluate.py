@@ -263,7 +263,6 @@ def evaluate_workdir(workdir: pathlib.Path, *, metrics: Optional[str] = None,
   from unigen_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from unigen_jax import reporting  # pylint: disable=g-import-not-at-top
   from unigen_jax import train_step  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(workdir)
   try:
     stored = json.loads((workdir / "config.json").read_text())

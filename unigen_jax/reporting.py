@@ -137,3 +137,16 @@ def plot_curves(rows: list[dict], path: pathlib.Path, title: str = "",
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def versions() -> dict:
+  """Versions of Python, JAX, Flax, optax, numpy, the platform and devices (for summaries)."""
+  import platform  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import flax  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  return {"python": sys.version.split()[0], "jax": jax.__version__,
+          "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else "",
+          "flax": flax.__version__, "optax": optax.__version__, "numpy": np.__version__,
+          "platform": platform.platform(), "devices": [str(d) for d in jax.devices()]}

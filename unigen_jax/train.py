@@ -29,13 +29,10 @@ anything recovered from).
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import math
 import pathlib
-import platform
 import shutil
-import signal
 import sys
 import time
 from typing import Optional
@@ -49,16 +46,19 @@ from unigen_jax import checkpointing
 from unigen_jax import config as config_lib
 from unigen_jax import evaluate
 from unigen_jax import input_pipeline
-from unigen_jax import metrics as metric_lib
 from unigen_jax import parallel
 from unigen_jax import reporting
 from unigen_jax import train_step
+from unigen_jax import validation as validation_lib
 from unigen_jax import variants
 from unigen_jax import workdir as workdir_lib
 
 ConfigError = config_lib.ConfigError
 resolve_config = config_lib.resolve_config
 check_resume_compatible = config_lib.check_resume_compatible
+
+
+StorageError = workdir_lib.StorageError
 
 
 class NonFiniteError(FloatingPointError):
@@ -69,10 +69,6 @@ class TrainingInterrupted(KeyboardInterrupt):
   """SIGINT/SIGTERM: a checkpoint was saved (or nothing had started); rerun to resume."""
 
 
-class StorageError(OSError):
-  """The disk is full or not writable; the message names the fix."""
-
-
 # --- the program -----------------------------------------------------------------------
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -80,13 +76,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """Trains ``config.variant`` on ``config.data`` in ``workdir``; returns the summary dict."""
   stop: dict = {}
   started = time.time()
-  with _stop_on_signals(stop):
+  with workdir_lib.stop_on_signals(stop):
     config, model_cfg = resolve_config(config)
     workdir = pathlib.Path(workdir)
     is_writer = jax.process_index() == 0
     data = _training_data(config)
     _check_interrupted(stop, "while loading the data")
-    with _workdir_lock(workdir, is_writer), _storage_errors(workdir):
+    with _workdir_lock(workdir, is_writer), workdir_lib.storage_errors(workdir):
       stored = _stored_config(workdir, config, allow_config_change)
       model = train_step.Model(variants.get(config.variant), model_cfg)
       mesh = None if config.parallelism == "none" else parallel.data_mesh()
@@ -252,7 +248,8 @@ class _TrainingLoop:
     self.last_metrics: dict = {}
     self.train_seconds = 0.0
     self.trained_steps = 0
-    self.validation = _Validation(config, model, workdir, is_writer, validation_state)
+    self.validation = validation_lib.Validation(config, model, workdir, is_writer,
+                                                validation_state)
 
   def step_fn(self, n: int):
     """The compiled step for a call of ``n`` steps (the last call may be shorter)."""
@@ -380,73 +377,6 @@ class _TrainingLoop:
             "validation": self.validation.state()}
 
 
-class _Validation:
-  """Evaluation on held-out data every ``validation.every`` steps; keeps the best checkpoint."""
-
-  def __init__(self, config, model, workdir, is_writer, state: Optional[dict]):
-    v = config.validation
-    self.enabled = bool(v.every)
-    self.select = v.select
-    self.patience = v.patience
-    self.workdir, self.is_writer = workdir, is_writer
-    state = state or {}
-    self.best = state.get("best")
-    self.best_step = state.get("best_step")
-    self.since_best = state.get("since_best", 0)
-    self.stopped = bool(state.get("stopped", False))
-    self.evaluations = state.get("evaluations", 0)
-    self.evaluator = None
-    self.best_checkpoints = None
-    if not self.enabled:
-      return
-    names = metric_lib.validation_metrics(v.metrics, model.variant)
-    settings = evaluate.EvalSettings(
-        metrics=tuple(names), dataset=config.data.dataset, split=v.split,
-        data_dir=config.data.data_dir, binarization=config.eval.binarization,
-        num_examples=v.num_examples, batch_size=config.eval.batch_size,
-        num_generated=v.num_generated, classifier_dir=config.eval.classifier_dir,
-        verify=config.data.verify_checksums)
-    self.evaluator = evaluate.Evaluator(model, settings)
-    if self.select and is_writer:
-      self.best_checkpoints = checkpointing.Checkpointer(
-          workdir / "best", keep=1, log_file=workdir / "log.txt")
-
-  def state(self) -> dict:
-    return {"best": self.best, "best_step": self.best_step, "since_best": self.since_best,
-            "stopped": self.stopped, "evaluations": self.evaluations}
-
-  def evaluate(self, state, step, key, writer) -> None:
-    result = self.evaluator(state, key)
-    values = {k: v for k, v in result.items() if k not in ("step", "eval_time_s")}
-    writer.write(step, {f"val/{k}": v for k, v in values.items()})
-    self.evaluations += 1
-    if not self.select:
-      return
-    value = values[self.select]
-    better = (self.best is None or
-              (value > self.best if metric_lib.HIGHER_IS_BETTER[self.select] else value < self.best))
-    if better:
-      self.best, self.best_step, self.since_best = float(value), int(step), 0
-      if self.best_checkpoints is not None:
-        self.best_checkpoints.save(step, state, {"validation": {self.select: float(value)}})
-    else:
-      self.since_best += 1
-      if self.patience and self.since_best >= self.patience:
-        self.stopped = True
-
-  def summary(self) -> Optional[dict]:
-    if not self.enabled:
-      return None
-    return {"metrics": list(self.evaluator.settings.metrics),
-            "data": self.evaluator.describe().get("dataset"), "select": self.select or None,
-            "best": self.best, "best_step": self.best_step, "stopped_early": self.stopped,
-            "evaluations": self.evaluations}
-
-  def close(self):
-    if self.best_checkpoints is not None:
-      self.best_checkpoints.close()
-
-
 # --- after the loop ------------------------------------------------------------------------
 
 def _finish(config, model, state, workdir, data, loop, resumed_from, is_writer,
@@ -460,7 +390,7 @@ def _finish(config, model, state, workdir, data, loop, resumed_from, is_writer,
       "final_metrics": loop.last_metrics, "wall_time_s": None, "steps_per_sec": steps_per_sec,
       "examples_per_sec": steps_per_sec * config.batch_size, "data": data.description,
       "num_params": model.num_params(state), "validation": loop.validation.summary(),
-      "config": config_lib.to_json(config), "versions": _versions()}
+      "config": config_lib.to_json(config), "versions": reporting.versions()}
   if config.eval.metrics:
     evaluated = state
     if config.validation.select and loop.validation.best_step is not None:
@@ -510,58 +440,10 @@ class _Groups:
     return self.iterator.state()
 
 
-def _versions() -> dict:
-  import flax  # pylint: disable=g-import-not-at-top
-  import optax  # pylint: disable=g-import-not-at-top
-  return {"python": sys.version.split()[0], "jax": jax.__version__,
-          "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else "",
-          "flax": flax.__version__, "optax": optax.__version__, "numpy": np.__version__,
-          "platform": platform.platform(), "devices": [str(d) for d in jax.devices()]}
-
-
-@contextlib.contextmanager
-def _stop_on_signals(flag: dict):
-  """SIGINT/SIGTERM set a flag; the loop saves a checkpoint and stops cleanly."""
-  previous = {}
-
-  def handler(signum, _frame):
-    flag["signal"] = signal.Signals(signum).name
-
-  for sig in (signal.SIGINT, signal.SIGTERM):
-    try:
-      previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: leave signals alone
-      pass
-  try:
-    yield
-  finally:
-    for sig, old in previous.items():
-      signal.signal(sig, old)
-
-
 def _check_interrupted(stop: dict, phase: str) -> None:
   if stop:
     raise TrainingInterrupted(f"{stop['signal']} {phase}, before any training step: nothing was "
                               "trained or saved; rerun the same command to start.")
-
-
-@contextlib.contextmanager
-def _storage_errors(workdir: pathlib.Path):
-  """A full disk or a read-only file system: one clear error, not a cascade of tracebacks."""
-  try:
-    yield
-  except OSError as err:
-    if err.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES):
-      raise StorageError(err.errno, f"cannot write to {workdir} ({err.strerror}): free space or "
-                         "fix the permissions, then rerun the same command; it resumes from the "
-                         "last checkpoint.") from None
-    raise
-  except checkpointing.CheckpointError as err:
-    if "No space left" in str(err):
-      raise StorageError(errno.ENOSPC, f"cannot write to {workdir} (no space left on device): "
-                         "free space, then rerun the same command; it resumes from the last "
-                         "checkpoint.") from None
-    raise
 
 
 def _warn(enabled: bool):

@@ -9,11 +9,13 @@ takes it (the other processes write nothing to the workdir).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import os
 import pathlib
+import signal
 import socket
 import sys
 import time
@@ -22,6 +24,10 @@ from typing import Any
 
 class WorkdirError(RuntimeError):
   """The workdir cannot be used as asked; the message names the fix."""
+
+
+class StorageError(OSError):
+  """The disk is full or not writable; the message names the fix."""
 
 
 class WorkdirLock:
@@ -98,3 +104,42 @@ def append_log(workdir: pathlib.Path, message: str) -> None:
   """Appends a time-stamped line to ``W/log.txt`` (details kept out of the console)."""
   with open(pathlib.Path(workdir) / "log.txt", "a") as f:
     f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+
+@contextlib.contextmanager
+def stop_on_signals(flag: dict):
+  """SIGINT/SIGTERM set a flag; the loop saves a checkpoint and stops cleanly."""
+  previous = {}
+
+  def handler(signum, _frame):
+    flag["signal"] = signal.Signals(signum).name
+
+  for sig in (signal.SIGINT, signal.SIGTERM):
+    try:
+      previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave signals alone
+      pass
+  try:
+    yield
+  finally:
+    for sig, old in previous.items():
+      signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def storage_errors(workdir: pathlib.Path):
+  """A full disk or a read-only file system: one clear error, not a cascade of tracebacks."""
+  try:
+    yield
+  except OSError as err:
+    if err.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES):
+      raise StorageError(err.errno, f"cannot write to {workdir} ({err.strerror}): free space or "
+                         "fix the permissions, then rerun the same command; it resumes from the "
+                         "last checkpoint.") from None
+    raise
+  except Exception as err:
+    if "No space left" in str(err):
+      raise StorageError(errno.ENOSPC, f"cannot write to {workdir} (no space left on device): "
+                         "free space, then rerun the same command; it resumes from the last "
+                         "checkpoint.") from None
+    raise

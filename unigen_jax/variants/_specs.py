@@ -13,11 +13,7 @@ VAE_DEFAULTS = dict(latent_dim=20, learning_rate=1e-3, b1=0.9)
 
 
 def _common(cfg: ModelConfig, axis_name, conditional: bool):
-  return dict(image_shape=cfg.image_shape, architecture=cfg.architecture, width=cfg.width,
-              hidden=cfg.hidden, num_classes=cfg.num_classes if conditional else None,
-              mlp_activation=cfg.mlp_activation, conv_channels=cfg.conv_channels,
-              deconv_start=cfg.deconv_start, deconv_channels=cfg.deconv_channels,
-              bn_epsilon=cfg.bn_epsilon, dropout=cfg.dropout, bn_axis_name=axis_name, dtype=cfg.compute_dtype)
+  return dict(cfg=cfg, conditional=conditional, bn_axis_name=axis_name)
 
 
 def _images(cfg):
@@ -44,31 +40,25 @@ def discriminator(conditional: bool = False) -> ModuleSpec:
 
 def infogan_discriminator() -> ModuleSpec:
   return ModuleSpec(
-      build=lambda cfg, ax: models.InfoGANDiscriminator(
-          **_common(cfg, ax, False), num_categories=cfg.infogan_categories,
-          num_continuous=cfg.infogan_continuous),
+      build=lambda cfg, ax: models.InfoGANDiscriminator(**_common(cfg, ax, False)),
       example_inputs=lambda cfg: (_images(cfg),))
 
 
 def encoder(conditional: bool = False) -> ModuleSpec:
   return ModuleSpec(
-      build=lambda cfg, ax: models.Encoder(**_common(cfg, ax, conditional),
-                                           latent_dim=cfg.latent_dim),
+      build=lambda cfg, ax: models.Encoder(**_common(cfg, ax, conditional)),
       example_inputs=lambda cfg: (_images(cfg),) + _labels(conditional))
 
 
 def classifier() -> ModuleSpec:
   return ModuleSpec(
-      build=lambda cfg, ax: models.Classifier(**_common(cfg, ax, False),
-                                              num_outputs=cfg.num_classes),
+      build=lambda cfg, ax: models.Classifier(**_common(cfg, ax, False)),
       example_inputs=lambda cfg: (_images(cfg),))
 
 
 def implicit_encoder() -> ModuleSpec:
   return ModuleSpec(
-      build=lambda cfg, ax: models.ImplicitEncoder(**_common(cfg, ax, False),
-                                                   latent_dim=cfg.latent_dim,
-                                                   noise_dim=cfg.latent_dim),
+      build=lambda cfg, ax: models.ImplicitEncoder(**_common(cfg, ax, False)),
       example_inputs=lambda cfg: (_images(cfg), jnp.zeros((2, cfg.latent_dim))))
 
 
