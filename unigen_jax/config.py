@@ -30,6 +30,8 @@ from unigen_jax import input_pipeline
 from unigen_jax import metrics as metric_lib
 from unigen_jax import variants
 
+DEFAULT_VARIANT = "vae"  # of ``get_config()`` without an argument
+
 # Fields that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_FIELDS = {"steps", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every",
                     "num_samples", "progress", "data.prefetch", "data.data_dir",
@@ -59,15 +61,15 @@ def _model_defaults() -> dict:
   return out
 
 
-def get_config(arg: str = "vae") -> ml_collections.ConfigDict:
+def get_config(arg: str = DEFAULT_VARIANT) -> ml_collections.ConfigDict:
   """Default config of ``arg`` = ``variant`` or ``variant,dataset`` (default ``mnist_sample``)."""
-  parts = [p for p in (arg or "vae").split(",") if p]
+  parts = [p for p in (arg or DEFAULT_VARIANT).split(",") if p]
   variant_name = parts[0]
   dataset = parts[1] if len(parts) > 1 else "mnist_sample"
   try:
     declared = variants.get(variant_name)
   except ValueError:
-    declared = variants.get("vae")  # resolve_config names the unknown variant
+    declared = variants.get(DEFAULT_VARIANT)  # resolve_config names the unknown variant
   binarization = declared.data_binarization
 
   config = ml_collections.ConfigDict()
@@ -156,7 +158,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
                                                                variants.ModelConfig]:
   """Checks every field and fills dataset-dependent ones; raises ConfigError before any compile."""
   config = ml_collections.ConfigDict(config.to_dict())  # an unlocked copy
-  schema = flatten(get_config(config.get("variant", "vae")))
+  schema = flatten(get_config(config.get("variant", DEFAULT_VARIANT)))
   given = flatten(config)
   unknown = sorted(set(given) - set(schema))
   if unknown:
