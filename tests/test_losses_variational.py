@@ -247,7 +247,7 @@ def test_avb_with_optimal_critic_is_the_elbo():
 
 @pytest.mark.parametrize("fn,args", [
     (losses.negative_elbo, (jnp.zeros((4, 1)), jnp.zeros((4, 2)), jnp.zeros((4, 2)))),
-    (losses.iwae_negative_bound, (jnp.zeros((4,)),)),
+    (losses.iwae_negative_bound, (jnp.zeros(()),)),
     (losses.iwae_log_weights, (jnp.zeros((3, 4)), jnp.zeros((3, 4)), jnp.zeros((4, 2)), jnp.zeros((4, 2)))),
     (losses.bernoulli_negative_elbo, (jnp.zeros((4, 784)), jnp.zeros((4, 28, 28)), jnp.zeros((4, 2)), jnp.zeros((4, 2)))),
     (losses.semi_supervised_unlabelled_loss, (jnp.zeros((4, 3)), jnp.zeros((4, 2)))),

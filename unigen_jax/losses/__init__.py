@@ -7,8 +7,12 @@ Two families, named by their KL direction:
 * variational (wake-phase direction, ``KL(q_eta(z|x,y) q^r(y|x) || p_theta(z,y|x))``,
   Lemma 2): VAE, CVAE, IWAE, SVAE (M2), AA-VAE/CVAE/SVAE, wake-sleep, AVB.
 
-All are pure functions of arrays, quantities to minimise, with per-example
-values and a ``reduction`` keyword.
+All are pure functions of arrays, quantities to minimise, with per-example values of
+any batch shape and a ``reduction`` keyword; arrays are positional, hyperparameters
+keyword-only. Losses over two batches return a :class:`TwoBatch` for ``reduction='none'``.
+Beside them: the discriminator's gradient penalties (R1, R2, WGAN-GP) and
+:func:`checked`, which turns the optional ``validate=True`` label checks into errors under
+``jit``.
 """
 
 from unigen_jax.losses._adversarial import aae_discriminator_loss
@@ -28,6 +32,11 @@ from unigen_jax.losses._adversarial import importance_weights
 from unigen_jax.losses._adversarial import infogan_categorical_code_loss
 from unigen_jax.losses._adversarial import infogan_gaussian_code_loss
 from unigen_jax.losses._adversarial import select_class_logits
+from unigen_jax.losses._regularizers import r1_penalty
+from unigen_jax.losses._regularizers import r2_penalty
+from unigen_jax.losses._regularizers import wgan_gp_penalty
+from unigen_jax.losses._utils import TwoBatch
+from unigen_jax.losses._utils import checked
 from unigen_jax.losses._variational import adversary_activated_negative_elbo
 from unigen_jax.losses._variational import adversary_activated_semi_supervised_loss
 from unigen_jax.losses._variational import adversary_activated_weights
