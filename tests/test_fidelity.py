@@ -103,3 +103,35 @@ def test_m2_objective_weights_follow_the_config():
       batch["image"], train=True, mutable=["batch_stats"])[0]
   ce = float(losses.semi_supervised_classification_loss(logits, batch["label"], alpha=1.0))
   assert values[(0.0, 0.0, 0.5)][0] == pytest.approx(0.5 * ce, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gan", "cgan", "aavae", "aae", "ali"])
+def test_gradient_penalty_is_added_to_the_discriminator_player(name):
+  """With gradient_penalty='r1' a discriminator player's loss is its plain loss plus
+  weight x R1 of the same discriminator at the same real inputs."""
+  batch = make_batch()
+  plain = train_step.build(name, **TINY)
+  penalised = train_step.build(name, **TINY, gradient_penalty="r1", gradient_penalty_weight=3.0)
+  state = plain.init(jax.random.key(0))
+  player = next(p for p in plain.players if p.role == "discriminator")
+  base, _ = player.loss(_context(plain, state, key=5), batch)
+  with_r1, _ = next(p for p in penalised.players if p.role == "discriminator").loss(
+      _context(penalised, state, key=5), batch)
+  assert float(with_r1) > float(base)
+  if name == "gan":  # the difference is exactly the penalty
+    ctx = _context(plain, state, key=5)
+    r1 = losses.r1_penalty(lambda x: ctx.apply("discriminator", x, record_stats=False),
+                           batch["image"])
+    assert float(with_r1) - float(base) == pytest.approx(3.0 * float(r1), rel=1e-4)
+
+
+def test_gradient_penalty_is_a_config_field_with_a_clear_error():
+  from unigen_jax import config as config_lib
+  config = config_lib.get_config("iwgan,mnist")
+  config.model.gradient_penalty = "wgan_gp"
+  _, model_cfg = config_lib.resolve_config(config)
+  assert model_cfg.gradient_penalty == "wgan_gp"
+  config = config_lib.get_config("vae,mnist")
+  config.model.gradient_penalty = "r1"
+  with pytest.raises(config_lib.ConfigError, match="no discriminator to penalise"):
+    config_lib.resolve_config(config)

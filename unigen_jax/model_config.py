@@ -54,6 +54,12 @@ class ModelConfig:
     infogan_categories, infogan_continuous: InfoGAN codes (10 and 2 on MNIST).
     infogan_weight, infogan_continuous_weight: weights of the InfoGAN terms.
     adversarial_weight: weight of the adversarial term in ADA and AAE.
+    gradient_penalty: added to every discriminator player's loss: ``'none'``, ``'r1'``
+      (squared gradient norm at the real inputs), ``'r2'`` (at the generated ones) or
+      ``'wgan_gp'`` (unit gradient norm at random interpolates); see
+      :mod:`unigen_jax.losses`. Inputs are the discriminator's own: images, codes (AAE),
+      features (ADA), (x, z) pairs (ALI, AVB).
+    gradient_penalty_weight: its weight (R1 with Mescheder et al.'s gamma: gamma / 2).
     dtype: compute dtype of the networks (``'float32'`` or ``'bfloat16'``).
     update_order: ``'default'`` (the variant's ``players``) or an alternative order the
       variant declares in ``Variant.orders``. GAN, IWGAN, CGAN, IW-CGAN:
@@ -89,6 +95,8 @@ class ModelConfig:
   infogan_weight: float = 1.0
   infogan_continuous_weight: float = 0.1
   adversarial_weight: float = 1.0
+  gradient_penalty: str = "none"
+  gradient_penalty_weight: float = 10.0
   dtype: str = "float32"
   update_order: str = "default"
 
@@ -125,6 +133,11 @@ class ModelConfig:
     if self.discriminator_learning_rate is not None and not self.discriminator_learning_rate >= 0:
       raise ValueError("discriminator_learning_rate must be >= 0 (0 freezes the discriminator), "
                        f"got {self.discriminator_learning_rate}.")
+    if self.gradient_penalty not in ("none", "r1", "r2", "wgan_gp"):
+      raise ValueError(f"gradient_penalty={self.gradient_penalty!r}; use 'none', 'r1', 'r2' or "
+                       "'wgan_gp'.")
+    if not self.gradient_penalty_weight >= 0:
+      raise ValueError(f"gradient_penalty_weight must be >= 0, got {self.gradient_penalty_weight}.")
     if self.aa_fake_samples not in ("bernoulli", "mean"):
       raise ValueError(f"aa_fake_samples={self.aa_fake_samples!r}; use 'bernoulli' or 'mean'.")
     for name in ("svae_alpha", "svae_labelled_weight", "svae_unlabelled_weight", "fake_weight"):

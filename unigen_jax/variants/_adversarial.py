@@ -47,6 +47,9 @@ def gan_losses(objective: str, conditional: bool):
     real_logits = _discriminate(ctx, real, batch.get("label"), conditional)
     fake_logits = _discriminate(ctx, sg(fake), fake_labels, conditional)
     loss = losses.discriminator_loss(real_logits, fake_logits)
+    loss = _specs.with_gradient_penalty(
+        ctx, loss, "discriminator", real, fake,
+        (batch["label"],) if conditional else (), (fake_labels,) if conditional else ())
     return loss, {"d_real": _specs.mean_sigmoid(real_logits),
                   "d_fake": _specs.mean_sigmoid(fake_logits)}
 
@@ -110,6 +113,8 @@ def _infogan_discriminator(ctx: Context, batch):
   fake_logits, cat_logits, cont_mean = ctx.apply("discriminator", fake)
   info, cat = _infogan_code_loss(ctx, cat_logits, cont_mean, categories, continuous)
   loss = losses.discriminator_loss(real_logits, fake_logits) + info
+  loss = _specs.with_gradient_penalty(ctx, loss, "discriminator", real, fake,
+                                      output_index=0)
   return loss, {"d_real": _specs.mean_sigmoid(real_logits),
                 "d_fake": _specs.mean_sigmoid(fake_logits), "info_categorical_nll": cat}
 
@@ -158,11 +163,12 @@ def _ada_features(ctx: Context, batch):
 
 
 def _ada_domain(ctx: Context, batch):
-  source_logits = ctx.apply("domain_discriminator",
-                            sg(ctx.apply("feature_extractor", batch["image"])))
-  target_logits = ctx.apply("domain_discriminator",
-                            sg(ctx.apply("feature_extractor", batch["target_image"])))
+  source = sg(ctx.apply("feature_extractor", batch["image"]))
+  target = sg(ctx.apply("feature_extractor", batch["target_image"]))
+  source_logits = ctx.apply("domain_discriminator", source)
+  target_logits = ctx.apply("domain_discriminator", target)
   loss = losses.ada_discriminator_loss(source_logits, target_logits)
+  loss = _specs.with_gradient_penalty(ctx, loss, "domain_discriminator", source, target)
   return loss, {"d_source": _specs.mean_sigmoid(source_logits),
                 "d_target": _specs.mean_sigmoid(target_logits)}
 
@@ -203,6 +209,7 @@ def _aae_code_discriminator(ctx: Context, batch):
   prior_logits = ctx.apply("code_discriminator", z_prior)
   posterior_logits = ctx.apply("code_discriminator", z_posterior)
   loss = losses.aae_discriminator_loss(prior_logits, posterior_logits)
+  loss = _specs.with_gradient_penalty(ctx, loss, "code_discriminator", z_prior, z_posterior)
   return loss, {"d_prior": _specs.mean_sigmoid(prior_logits),
                 "d_posterior": _specs.mean_sigmoid(posterior_logits)}
 

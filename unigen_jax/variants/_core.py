@@ -159,6 +159,9 @@ class Variant:
 
   def players_for(self, cfg: ModelConfig) -> Sequence[Player]:
     """The players in the update order ``cfg.update_order``."""
+    if cfg.gradient_penalty != "none" and not any(p.role == "discriminator" for p in self.players):
+      raise ValueError(f"gradient_penalty={cfg.gradient_penalty!r}: variant {self.name!r} has no "
+                       "discriminator to penalise; set it to 'none'.")
     if cfg.update_order == "default":
       return tuple(self.players)
     if cfg.update_order not in self.orders:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from unigen_jax import losses
 from unigen_jax import models
 from unigen_jax.variants._core import Context, ModelConfig, ModuleSpec
 
@@ -103,3 +104,32 @@ def sample_from(module: str, conditional: bool):
 
 def mean_sigmoid(logits):
   return jnp.mean(jax.nn.sigmoid(logits))
+
+
+def with_gradient_penalty(ctx: Context, loss, module: str, real, fake, real_args=(),
+                          fake_args=(), output_index=None):
+  """``loss`` plus ``cfg.gradient_penalty`` of discriminator ``module`` (nothing for 'none').
+
+  ``real`` / ``fake`` are the discriminator's inputs (arrays or tuples of arrays, held
+  constant); ``*_args`` are further inputs it takes unpenalised (labels). WGAN-GP
+  interpolates the inputs and uses ``real_args``. ``output_index``: which output is the
+  real/fake logit when the network returns several (InfoGAN). Batch statistics are not
+  recorded.
+  """
+  kind = ctx.cfg.gradient_penalty
+  if kind == "none":
+    return loss
+  def discriminator(args):
+    def apply(inputs):
+      inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+      out = ctx.apply(module, *inputs, *args, record_stats=False)
+      return out if output_index is None else out[output_index]
+    return apply
+  real, fake = jax.lax.stop_gradient(real), jax.lax.stop_gradient(fake)
+  if kind == "r1":
+    penalty = losses.r1_penalty(discriminator(real_args), real)
+  elif kind == "r2":
+    penalty = losses.r2_penalty(discriminator(fake_args), fake)
+  else:
+    penalty = losses.wgan_gp_penalty(discriminator(real_args), real, fake, ctx.next_key())
+  return loss + ctx.cfg.gradient_penalty_weight * penalty

@@ -30,7 +30,9 @@ def _ali_discriminator(ctx: Context, batch):
   (x, z_inf), (x_gen, z) = _ali_pairs(ctx, batch["image"])
   enc_logits = ctx.apply("joint_discriminator", x, sg(z_inf))
   gen_logits = ctx.apply("joint_discriminator", sg(x_gen), z)
-  return losses.ali_discriminator_loss(enc_logits, gen_logits), {
+  loss = _specs.with_gradient_penalty(ctx, losses.ali_discriminator_loss(enc_logits, gen_logits),
+                                      "joint_discriminator", (x, z_inf), (x_gen, z))
+  return loss, {
       "d_encoder_pairs": _specs.mean_sigmoid(enc_logits),
       "d_generator_pairs": _specs.mean_sigmoid(gen_logits)}
 
@@ -63,7 +65,10 @@ def _avb_critic(ctx: Context, batch):
   z_prior = ctx.normal(z_posterior.shape)
   posterior_logits = ctx.apply("critic", x, z_posterior)
   prior_logits = ctx.apply("critic", x, z_prior)
-  return losses.avb_discriminator_loss(posterior_logits, prior_logits), {
+  loss = _specs.with_gradient_penalty(
+      ctx, losses.avb_discriminator_loss(posterior_logits, prior_logits), "critic",
+      (x, z_posterior), (x, z_prior))
+  return loss, {
       "d_posterior": _specs.mean_sigmoid(posterior_logits),
       "d_prior": _specs.mean_sigmoid(prior_logits)}
 
@@ -86,7 +91,7 @@ VARIANTS = [
             family="symmetric",
             modules={"encoder": _specs.implicit_encoder(), "decoder": _specs.generator(),
                      "critic": _specs.joint_discriminator()},
-            players=(Player("critic", ("critic",), _avb_critic),
+            players=(Player("critic", ("critic",), _avb_critic, role="discriminator"),
                      Player("vae", ("encoder", "decoder"), _avb_vae)),
             defaults=_specs.VAE_DEFAULTS, sampler=_specs.sample_from("decoder", False)),
 ]

@@ -154,13 +154,15 @@ def aa_discriminator_loss(conditional: bool, conditional_discriminator: Optional
   def loss(ctx: Context, batch):
     x = batch["image"]
     fake, fake_labels = _generated(ctx, x.shape[0], conditional)
-    if conditional_discriminator:
-      real_logits = _discriminate(ctx, x, batch["label"])
-      fake_logits = _discriminate(ctx, fake, fake_labels)
-    else:
-      real_logits = _discriminate(ctx, x, None)
-      fake_logits = _discriminate(ctx, fake, None)
-    return losses.discriminator_loss(real_logits, fake_logits), {
+    real_labels = batch["label"] if conditional_discriminator else None
+    fake_labels = fake_labels if conditional_discriminator else None
+    real_logits = _discriminate(ctx, x, real_labels)
+    fake_logits = _discriminate(ctx, fake, fake_labels)
+    loss = _specs.with_gradient_penalty(
+        ctx, losses.discriminator_loss(real_logits, fake_logits), "discriminator", x, fake,
+        (real_labels,) if conditional_discriminator else (),
+        (fake_labels,) if conditional_discriminator else ())
+    return loss, {
         "d_real": _specs.mean_sigmoid(real_logits), "d_fake": _specs.mean_sigmoid(fake_logits)}
   return loss
 
