@@ -17,13 +17,6 @@ from unigen_jax.variants._core import Context, Player, Variant
 
 sg = jax.lax.stop_gradient
 
-GENERATOR_OBJECTIVES = {
-    "nonsaturating": losses.generator_loss_nonsaturating,
-    "minimax": losses.generator_loss_minimax,
-    "importance_weighted": losses.generator_loss_importance_weighted,
-}
-
-
 def _generate(ctx: Context, n: int, conditional: bool):
   labels = _specs.random_labels(ctx, n) if conditional else None
   z = ctx.normal((n, ctx.cfg.latent_dim))
@@ -35,8 +28,9 @@ def _discriminate(ctx: Context, x, labels, conditional: bool):
   return ctx.apply("discriminator", x, labels) if conditional else ctx.apply("discriminator", x)
 
 
-def gan_losses(objective: str, conditional: bool):
-  """(discriminator loss, generator loss) of a GAN / CGAN with the given generator objective."""
+def gan_losses(conditional: bool):
+  """(discriminator loss, generator loss) of a GAN / CGAN; the generator's objective is the
+  variant's ``generator_objective`` (non-saturating, minimax or importance-weighted)."""
 
   def discriminator(ctx: Context, batch):
     real = batch["image"]
@@ -59,20 +53,13 @@ def gan_losses(objective: str, conditional: bool):
     if conditional:
       ctx.handoff["fake_labels"] = fake_labels
     fake_logits = _discriminate(ctx, fake, fake_labels, conditional)
-    metrics = {}
-    if objective == "importance_weighted":
-      loss = losses.generator_loss_importance_weighted(fake_logits, axis_name=ctx.axis_name)
-      _, ess = losses.importance_weights(fake_logits, axis_name=ctx.axis_name)
-      metrics["iw_ess"] = ess
-    else:
-      loss = GENERATOR_OBJECTIVES[objective](fake_logits)
-    return loss, metrics
+    return _specs.generator_term(ctx, fake_logits)
 
   return discriminator, generator
 
 
 def gan_variant(name: str, description: str, objective: str, conditional: bool) -> Variant:
-  disc_loss, gen_loss = gan_losses(objective, conditional)
+  disc_loss, gen_loss = gan_losses(conditional)
   discriminator = Player("discriminator", ("discriminator",), disc_loss, role="discriminator")
   generator = Player("generator", ("generator",), gen_loss)
   return Variant(
@@ -82,7 +69,7 @@ def gan_variant(name: str, description: str, objective: str, conditional: bool) 
       players=(discriminator, generator),
       orders={"generator_first": ("generator", "discriminator")},
       batch_keys=("image", "label") if conditional else ("image",),
-      defaults=_specs.GAN_DEFAULTS, data_binarization="none",
+      defaults=_specs.GAN_DEFAULTS, data_binarization="none", generator_objective=objective,
       sampler=_specs.sample_from("generator", conditional), conditional=conditional)
 
 
@@ -124,7 +111,8 @@ def _infogan_generator(ctx: Context, batch):
   fake_logits, cat_logits, cont_mean = ctx.apply("discriminator",
                                                  jax.nn.sigmoid(ctx.apply("generator", z)))
   info, _ = _infogan_code_loss(ctx, cat_logits, cont_mean, categories, continuous)
-  return losses.generator_loss_nonsaturating(fake_logits) + info, {}
+  adversarial, metrics = _specs.generator_term(ctx, fake_logits)
+  return adversarial + info, metrics
 
 
 def _infogan_sampler(ctx: Context, n: int, labels=None):
@@ -145,6 +133,7 @@ INFOGAN = Variant(
              Player("generator", ("generator",), _infogan_generator)),
     defaults=dict(_specs.GAN_DEFAULTS, latent_dim=62),
     sampler=_infogan_sampler, conditional=True, data_binarization="none",
+    generator_objective="nonsaturating",
     sample_classes=lambda cfg: cfg.infogan_categories)
 
 
@@ -156,10 +145,15 @@ def _ada_features(ctx: Context, batch):
   class_logits = ctx.apply("label_classifier", source_features)
   ce = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(class_logits),
                                      batch["label"][:, None], axis=1))
-  adv = losses.ada_feature_extractor_loss(ctx.apply("domain_discriminator", source_features),
-                                          ctx.apply("domain_discriminator", target_features))
+  # Eq. 2: domain labels flipped on both domains (source features pass as target ones).
+  source_term, source_metrics = _specs.generator_term(
+      ctx, ctx.apply("domain_discriminator", source_features), target=0, metric="iw_ess_source")
+  target_term, target_metrics = _specs.generator_term(
+      ctx, ctx.apply("domain_discriminator", target_features), target=1, metric="iw_ess_target")
+  adv = source_term + target_term
   accuracy = jnp.mean(jnp.argmax(class_logits, -1) == batch["label"])
-  return ce + ctx.cfg.adversarial_weight * adv, {"source_ce": ce, "source_accuracy": accuracy}
+  return ce + ctx.cfg.adversarial_weight * adv, {"source_ce": ce, "source_accuracy": accuracy,
+                                                 **source_metrics, **target_metrics}
 
 
 def _ada_domain(ctx: Context, batch):
@@ -185,6 +179,7 @@ ADA = Variant(
                     role="discriminator"),
              Player("features", ("feature_extractor", "label_classifier"), _ada_features)),
     batch_keys=("image", "label", "target_image"), data_binarization="none",
+    generator_objective="nonsaturating",
     defaults=dict(_specs.GAN_DEFAULTS, latent_dim=1))
 
 
@@ -199,8 +194,8 @@ def _aae_autoencoder(ctx: Context, batch):
   x = batch["image"]
   z = _encode_sample(ctx, x)
   recon = -jnp.mean(distributions.bernoulli_log_prob(x, ctx.apply("decoder", z)))
-  adv = losses.aae_encoder_loss(ctx.apply("code_discriminator", z))
-  return recon + ctx.cfg.adversarial_weight * adv, {"reconstruction_nll": recon}
+  adv, metrics = _specs.generator_term(ctx, ctx.apply("code_discriminator", z))
+  return recon + ctx.cfg.adversarial_weight * adv, {"reconstruction_nll": recon, **metrics}
 
 
 def _aae_code_discriminator(ctx: Context, batch):
@@ -224,6 +219,7 @@ AAE = Variant(
                     role="discriminator"),
              Player("autoencoder", ("encoder", "decoder"), _aae_autoencoder)),
     defaults=_specs.VAE_DEFAULTS, likelihood_bound="gaussian",
+    generator_objective="nonsaturating",
     sampler=_specs.sample_from("decoder", False))
 
 
@@ -232,11 +228,7 @@ VARIANTS = [
                 "nonsaturating", conditional=False),
     gan_variant("gan_minimax", "GAN, minimax (saturating) generator (Eq. 3)",
                 "minimax", conditional=False),
-    gan_variant("iwgan", "Importance-weighted GAN (Eq. 16): generator gradients weighted by "
-                "softmax of discriminator logits", "importance_weighted", conditional=False),
     gan_variant("cgan", "Conditional GAN: label-conditioned generator and discriminator",
                 "nonsaturating", conditional=True),
-    gan_variant("iwcgan", "Importance-weighted conditional GAN (Eq. 16 with D(x, y))",
-                "importance_weighted", conditional=True),
     INFOGAN, ADA, AAE,
 ]

@@ -104,6 +104,17 @@ class Variant:
       that a checkpoint written by an older revision is refused, not silently resumed.
     data_binarization: the training data it expects by default: ``'dynamic'`` (binary
       images, the VAE family's Bernoulli likelihood) or ``'none'`` (grey levels, GANs).
+    generator_objective: how its generator-side players are trained against a binary
+      discriminator (``'nonsaturating'``, ``'minimax'`` or ``'importance_weighted'``, Eq. 16;
+      their losses read it through ``_specs.generator_term``), or None when it has no such
+      player. :func:`importance_weighted` sets it.
+    example_objective: ``objective(ctx, x, labels, record_stats=True) -> (per-example loss
+      [B], metrics)`` of the wake-direction player ``objective_player`` (its loss is the
+      mean), the hook :func:`adversary_activated` weights by a trained discriminator (Eq. 17).
+    objective_player: the player ``example_objective`` belongs to.
+    activation_form: how :func:`adversary_activated` applies: ``'per_example'`` (through
+      ``example_objective``), ``'m2'`` (the semi-supervised M2's labelled, unlabelled and
+      generated terms) or None (undefined).
   """
   name: str
   description: str
@@ -121,6 +132,10 @@ class Variant:
   sample_classes: Optional[Callable[[ModelConfig], int]] = None
   revision: int = 1
   data_binarization: str = "dynamic"
+  generator_objective: Optional[str] = None
+  example_objective: Optional[Callable] = None
+  objective_player: Optional[str] = None
+  activation_form: Optional[str] = None
 
   def __post_init__(self):
     owners = {}
@@ -138,6 +153,16 @@ class Variant:
                        "the alternative order another name.")
     if self.schedule not in ("alternating", "simultaneous"):
       raise ValueError(f"schedule={self.schedule!r}; use 'alternating' or 'simultaneous'.")
+    if self.generator_objective not in (None, "nonsaturating", "minimax", "importance_weighted"):
+      raise ValueError(f"variant {self.name!r}: generator_objective={self.generator_objective!r}; "
+                       "use 'nonsaturating', 'minimax', 'importance_weighted' or None.")
+    if self.activation_form not in (None, "per_example", "m2"):
+      raise ValueError(f"variant {self.name!r}: activation_form={self.activation_form!r}.")
+    if self.activation_form == "per_example" and (
+        self.example_objective is None
+        or self.objective_player not in {p.name for p in self.players}):
+      raise ValueError(f"variant {self.name!r}: activation_form='per_example' needs "
+                       "example_objective and objective_player naming one of its players.")
     if self.likelihood_bound not in (None, "gaussian", "m2"):
       raise ValueError(f"variant {self.name!r}: likelihood_bound={self.likelihood_bound!r}; "
                        "use 'gaussian', 'm2' or None.")

@@ -133,3 +133,26 @@ def with_gradient_penalty(ctx: Context, loss, module: str, real, fake, real_args
   else:
     penalty = losses.wgan_gp_penalty(discriminator(real_args), real, fake, ctx.next_key())
   return loss + ctx.cfg.gradient_penalty_weight * penalty
+
+
+def generator_term(ctx: Context, logits, target: int = 1, metric: str = "iw_ess"):
+  """``(loss, metrics)`` of a generator-side player on discriminator ``logits`` of its samples.
+
+  ``target`` is the label the player wants the discriminator to give its samples (1: "real",
+  a GAN generator; 0: "fake", e.g. ALI's encoder pairs, ADA's source features). The
+  objective is the variant's ``generator_objective``: ``'nonsaturating'``
+  (:math:`-\\log q^r`), ``'minimax'`` or ``'importance_weighted'`` (Eq. 16: weights
+  :math:`q^r(y|x_i)/q(y|x_i)`, normalised over the minibatch and the devices, held constant;
+  their effective sample size goes to ``metrics[metric]``).
+  """
+  objective = ctx.variant.generator_objective
+  oriented = logits if target == 1 else -logits  # the logit of the label the player wants
+  if objective == "importance_weighted":
+    loss = losses.generator_loss_importance_weighted(oriented, axis_name=ctx.axis_name)
+    _, ess = losses.importance_weights(oriented, axis_name=ctx.axis_name)
+    return loss, {metric: ess}
+  if objective == "minimax":
+    if target != 1:
+      raise ValueError("the minimax objective is defined for generators targeting 'real'.")
+    return losses.generator_loss_minimax(oriented), {}
+  return losses.generator_loss_nonsaturating(oriented), {}

@@ -41,22 +41,34 @@ def _ali_generator(ctx: Context, batch):
   (x, z_inf), (x_gen, z) = _ali_pairs(ctx, batch["image"])
   enc_logits = ctx.apply("joint_discriminator", x, z_inf)
   gen_logits = ctx.apply("joint_discriminator", x_gen, z)
-  return losses.ali_generator_loss(enc_logits, gen_logits), {}
+  # Labels flipped on both pairs: inference pairs want "generated", generated ones "inferred".
+  enc_term, enc_metrics = _specs.generator_term(ctx, enc_logits, target=0, metric="iw_ess_encoder")
+  gen_term, gen_metrics = _specs.generator_term(ctx, gen_logits, target=1,
+                                                metric="iw_ess_generator")
+  return enc_term + gen_term, {**enc_metrics, **gen_metrics}
 
 
-def _avb_code(ctx: Context, x):
+def _avb_code(ctx: Context, x, record_stats: bool = True):
   noise = ctx.normal((x.shape[0], ctx.cfg.latent_dim))
-  return ctx.apply("encoder", x, noise)
+  return ctx.apply("encoder", x, noise, record_stats=record_stats)
+
+
+def avb_objective(ctx: Context, x, labels=None, record_stats: bool = True):
+  """Per-example AVB negative ELBO: T(x, z) - log p(x|z), z from the implicit encoder."""
+  del labels  # unconditional
+  z = _avb_code(ctx, x, record_stats)
+  log_likelihood = distributions.bernoulli_log_prob(x, ctx.apply("decoder", z,
+                                                                 record_stats=record_stats))
+  critic = ctx.apply("critic", x, z, record_stats=record_stats)
+  per_example = losses.avb_negative_elbo(log_likelihood, critic, reduction="none")
+  return per_example, {"elbo": -jnp.mean(per_example),
+                       "reconstruction_nll": -jnp.mean(log_likelihood),
+                       "kl_estimate": jnp.mean(critic)}
 
 
 def _avb_vae(ctx: Context, batch):
-  x = batch["image"]
-  z = _avb_code(ctx, x)
-  log_likelihood = distributions.bernoulli_log_prob(x, ctx.apply("decoder", z))
-  critic = ctx.apply("critic", x, z)
-  loss = losses.avb_negative_elbo(log_likelihood, critic)
-  return loss, {"elbo": -loss, "reconstruction_nll": -jnp.mean(log_likelihood),
-                "kl_estimate": jnp.mean(critic)}
+  per_example, metrics = avb_objective(ctx, batch["image"])
+  return jnp.mean(per_example), metrics
 
 
 def _avb_critic(ctx: Context, batch):
@@ -84,6 +96,7 @@ VARIANTS = [
                             role="discriminator"),
                      Player("inference_generation", ("encoder", "generator"), _ali_generator)),
             defaults=_specs.GAN_DEFAULTS, data_binarization="none",
+            generator_objective="nonsaturating",
             sampler=_specs.sample_from("generator", False)),
     Variant(name="avb",
             description="Adversarial variational Bayes: implicit encoder, KL(q||p) estimated by "
@@ -93,5 +106,7 @@ VARIANTS = [
                      "critic": _specs.joint_discriminator()},
             players=(Player("critic", ("critic",), _avb_critic, role="discriminator"),
                      Player("vae", ("encoder", "decoder"), _avb_vae)),
-            defaults=_specs.VAE_DEFAULTS, sampler=_specs.sample_from("decoder", False)),
+            defaults=_specs.VAE_DEFAULTS, example_objective=avb_objective,
+            activation_form="per_example", objective_player="vae",
+            sampler=_specs.sample_from("decoder", False)),
 ]

@@ -46,26 +46,34 @@ def _elbo_metrics(neg_elbo, log_likelihood, kl):
           "kl": jnp.mean(kl)}
 
 
-def vae_loss(conditional: bool):
+def vae_objective(ctx: Context, x, labels=None, record_stats: bool = True):
+  """Per-example negative ELBO (Eq. 11) and the batch's metrics; labels condition a CVAE."""
+  terms = negative_elbo_terms(ctx, x, labels, record_stats=record_stats)
+  return terms[0], _elbo_metrics(*terms)
+
+
+def mean_of(objective, conditional: bool):
+  """The player loss of a per-example objective: its mean over the batch."""
   def loss(ctx: Context, batch):
-    terms = negative_elbo_terms(ctx, batch["image"], batch["label"] if conditional else None)
-    return jnp.mean(terms[0]), _elbo_metrics(*terms)
+    per_example, metrics = objective(ctx, batch["image"], batch["label"] if conditional else None)
+    return jnp.mean(per_example), metrics
   return loss
 
 
-def _iwae_loss(ctx: Context, batch):
-  x = batch["image"]
+def iwae_objective(ctx: Context, x, labels=None, record_stats: bool = True):
+  """Per-example negative K-sample IWAE bound; metrics: the bound and the K ELBO estimates."""
+  del labels  # unconditional
   k = ctx.cfg.num_importance_samples
-  mean, log_var = ctx.apply("encoder", x)
+  mean, log_var = ctx.apply("encoder", x, record_stats=record_stats)
   z = mean + jnp.exp(0.5 * log_var) * ctx.normal((k,) + mean.shape, axis=1)  # [K, B, D]
-  logits = ctx.apply("decoder", z.reshape((-1, z.shape[-1])))
+  logits = ctx.apply("decoder", z.reshape((-1, z.shape[-1])), record_stats=record_stats)
   logits = logits.reshape((k,) + x.shape)
   log_likelihood = distributions.bernoulli_log_prob(jnp.broadcast_to(x, logits.shape), logits,
                                                     event_ndims=len(x.shape) - 1)
   log_weights = losses.iwae_log_weights(log_likelihood, z, mean, log_var)
-  loss = losses.iwae_negative_bound(log_weights)
+  per_example = losses.iwae_negative_bound(log_weights, reduction="none")
   elbo = jnp.mean(log_weights)  # the K single-sample ELBO estimates, averaged
-  return loss, {"iwae_bound": -loss, "elbo": elbo}
+  return per_example, {"iwae_bound": -jnp.mean(per_example), "elbo": elbo}
 
 
 # --- Semi-supervised VAE (M2) ---------------------------------------------
@@ -124,19 +132,24 @@ def _discriminate(ctx: Context, x, labels):
   return _apply(ctx, "discriminator", x, labels)
 
 
-def aa_vae_loss(conditional: bool):
+def activated_loss(objective, conditional: bool):
+  """Eq. 17 over a per-example objective: real and generated samples, weighted by q^r_phi.
+
+  The generated samples (as many as real ones) are drawn first, then the objective runs on
+  the real batch and on them (their batch statistics not recorded), then the discriminator
+  scores both (label-conditioned when ``conditional``).
+  """
   def loss(ctx: Context, batch):
     x = batch["image"]
     labels = batch["label"] if conditional else None
     fake, fake_labels = _generated(ctx, x.shape[0], conditional)  # as many fake as real
-    real_terms = negative_elbo_terms(ctx, x, labels)
-    fake_nelbo, _, _ = negative_elbo_terms(ctx, fake, fake_labels, record_stats=False)
+    real_terms, metrics = objective(ctx, x, labels)
+    fake_terms, _ = objective(ctx, fake, fake_labels, record_stats=False)
     real_logits = _discriminate(ctx, x, labels)
     fake_logits = _discriminate(ctx, fake, fake_labels)
-    total = losses.adversary_activated_negative_elbo(real_terms[0], fake_nelbo, real_logits,
+    total = losses.adversary_activated_negative_elbo(real_terms, fake_terms, real_logits,
                                                      fake_logits, fake_weight=ctx.cfg.fake_weight)
-    metrics = _elbo_metrics(*real_terms)
-    metrics.update(aa_weight_real=_specs.mean_sigmoid(real_logits),
+    metrics = dict(metrics, aa_weight_real=_specs.mean_sigmoid(real_logits),
                    aa_weight_fake=_specs.mean_sigmoid(fake_logits))
     return total, metrics
   return loss
@@ -167,7 +180,7 @@ def aa_discriminator_loss(conditional: bool, conditional_discriminator: Optional
   return loss
 
 
-def _aa_svae_loss(ctx: Context, batch):
+def aa_svae_loss(ctx: Context, batch):
   """Eq. 17 on M2: every term weighted by D(x); generated samples enter as labelled ones."""
   labelled, unlabelled, classification, metrics = _svae_terms(ctx, batch)
   cfg = ctx.cfg
@@ -189,21 +202,23 @@ def _aa_svae_loss(ctx: Context, batch):
   return total + classification, metrics
 
 
-def _aa_svae_discriminator(ctx: Context, batch):
+def aa_svae_discriminator(ctx: Context, batch):
   real = jnp.concatenate([batch["image"], batch["unlabelled_image"]], axis=0)
   return aa_discriminator_loss(True, conditional_discriminator=False)(ctx, {"image": real})
 
 
 # --- Wake-sleep (Eq. 14) ----------------------------------------------------
 
-def _wake(ctx: Context, batch):
-  x = batch["image"]
-  mean, log_var = ctx.apply("encoder", x)
+def wake_objective(ctx: Context, x, labels=None, record_stats: bool = True):
+  """Per-example wake-phase loss (Eq. 14): the decoder fits x at an inferred code."""
+  del labels  # unconditional
+  mean, log_var = ctx.apply("encoder", x, record_stats=record_stats)
   z = sg(mean + jnp.exp(0.5 * log_var) * ctx.normal(mean.shape))
-  log_likelihood = distributions.bernoulli_log_prob(x, ctx.apply("decoder", z))
-  loss = losses.wake_phase_loss(log_likelihood, z)
+  log_likelihood = distributions.bernoulli_log_prob(x, ctx.apply("decoder", z,
+                                                                 record_stats=record_stats))
+  per_example = losses.wake_phase_loss(log_likelihood, z, reduction="none")
   kl = distributions.kl_diag_gaussian_standard_normal(mean, log_var)
-  return loss, {"elbo": jnp.mean(log_likelihood - kl)}
+  return per_example, {"elbo": jnp.mean(log_likelihood - kl)}
 
 
 def _sleep(ctx: Context, batch):
@@ -219,60 +234,40 @@ def _vae_modules(conditional: bool, **extra):
                "decoder": _specs.generator(conditional)}, **extra)
 
 
-def _aa_variant(name, description, conditional):
-  # Revision 2: Bernoulli samples of the decoder (cfg.aa_fake_samples), batch statistics
-  # recorded from real data only, and (AA-CVAE) a label-conditioned discriminator.
-  return Variant(
-      name=name, description=description, family="variational",
-      modules=_vae_modules(conditional, discriminator=_specs.discriminator(conditional)),
-      players=(Player("vae", ("encoder", "decoder"), aa_vae_loss(conditional)),
-               Player("discriminator", ("discriminator",), aa_discriminator_loss(conditional),
-                      role="discriminator")),
-      batch_keys=("image", "label") if conditional else ("image",),
-      defaults=_specs.VAE_DEFAULTS, likelihood_bound="gaussian",
-      sampler=_specs.sample_from("decoder", conditional), conditional=conditional, revision=2)
-
+_PER_EXAMPLE = dict(activation_form="per_example", objective_player="vae")
 
 VARIANTS = [
     Variant(name="vae", description="VAE (Eq. 11, Lemma 2): negative ELBO, Bernoulli decoder",
             family="variational", modules=_vae_modules(False),
-            players=(Player("vae", ("encoder", "decoder"), vae_loss(False)),),
+            players=(Player("vae", ("encoder", "decoder"), mean_of(vae_objective, False)),),
             defaults=_specs.VAE_DEFAULTS, likelihood_bound="gaussian",
+            example_objective=vae_objective, **_PER_EXAMPLE,
             sampler=_specs.sample_from("decoder", False)),
     Variant(name="iwae", description="IWAE: K-sample importance-weighted bound",
             family="variational", modules=_vae_modules(False),
-            players=(Player("vae", ("encoder", "decoder"), _iwae_loss),),
+            players=(Player("vae", ("encoder", "decoder"), mean_of(iwae_objective, False)),),
             defaults=_specs.VAE_DEFAULTS, likelihood_bound="gaussian",
+            example_objective=iwae_objective, **_PER_EXAMPLE,
             sampler=_specs.sample_from("decoder", False)),
     Variant(name="cvae", description="Conditional VAE: label-conditioned encoder and decoder",
             family="variational", modules=_vae_modules(True),
-            players=(Player("vae", ("encoder", "decoder"), vae_loss(True)),),
+            players=(Player("vae", ("encoder", "decoder"), mean_of(vae_objective, True)),),
             batch_keys=("image", "label"), defaults=_specs.VAE_DEFAULTS,
-            likelihood_bound="gaussian",
+            likelihood_bound="gaussian", example_objective=vae_objective, **_PER_EXAMPLE,
             sampler=_specs.sample_from("decoder", True), conditional=True),
     Variant(name="svae", description="Semi-supervised VAE (Kingma et al. 2014, M2)",
             family="variational", modules=_vae_modules(True, classifier=_specs.classifier()),
             players=(Player("vae", ("encoder", "decoder", "classifier"), _svae_loss),),
             batch_keys=("image", "label", "unlabelled_image"), defaults=_specs.VAE_DEFAULTS,
-            likelihood_bound="m2", label_classifier="classifier",
+            likelihood_bound="m2", label_classifier="classifier", activation_form="m2",
             sampler=_specs.sample_from("decoder", True), conditional=True),
-    _aa_variant("aavae", "Adversary-activated VAE (Eq. 17)", conditional=False),
-    _aa_variant("aacvae", "Adversary-activated conditional VAE (Eq. 17)", conditional=True),
-    Variant(name="aasvae", description="Adversary-activated semi-supervised VAE (Eq. 17 on M2)",
-            family="variational",
-            modules=_vae_modules(True, classifier=_specs.classifier(),
-                                 discriminator=_specs.discriminator()),
-            players=(Player("vae", ("encoder", "decoder", "classifier"), _aa_svae_loss),
-                     Player("discriminator", ("discriminator",), _aa_svae_discriminator,
-                            role="discriminator")),
-            batch_keys=("image", "label", "unlabelled_image"), defaults=_specs.VAE_DEFAULTS,
-            likelihood_bound="m2", label_classifier="classifier",
-            sampler=_specs.sample_from("decoder", True), conditional=True, revision=2),
     Variant(name="wake_sleep",
             description="Wake-sleep (Eq. 14): wake phase fits the decoder on inferred codes, "
                         "sleep phase fits the encoder on dreams",
             family="variational", modules=_vae_modules(False),
-            players=(Player("wake", ("decoder",), _wake), Player("sleep", ("encoder",), _sleep)),
+            players=(Player("wake", ("decoder",), mean_of(wake_objective, False)),
+                     Player("sleep", ("encoder",), _sleep)),
             defaults=_specs.VAE_DEFAULTS, likelihood_bound="gaussian",
-            sampler=_specs.sample_from("decoder", False)),
+            example_objective=wake_objective, activation_form="per_example",
+            objective_player="wake", sampler=_specs.sample_from("decoder", False)),
 ]
