@@ -57,6 +57,10 @@ def test_adversarial_variants_take_finite_steps(name):
     assert np.isfinite(value), (key, value)
   for player in model.variant.players:
     assert f"{player.name}/loss" in metrics
+  if model.variant.generator_objective == "importance_weighted":
+    assert any(k.startswith("iw_ess") for k in metrics), metrics  # Eq. 16's weights in use
+  if name.startswith("aa("):
+    assert "aa_weight_fake" in metrics  # Eq. 17's weights in use
   # Every network moved.
   for module, params in state.params.items():
     moved = max(float(np.max(np.abs(a - b))) for a, b in

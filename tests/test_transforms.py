@@ -54,22 +54,16 @@ def test_undefined_transfers_say_why():
     variants.importance_weighted(variants.get("iwgan"))
 
 
-@pytest.mark.parametrize("name", NEW)
-def test_new_transferred_variants_train(name):
-  model = train_step.build(name, **TINY)
-  state = model.init(jax.random.key(0))
-  before = jax.tree.map(np.asarray, state.params)
-  step = train_step.make_train_step(model)
-  for _ in range(2):
-    state, metrics = step(state, make_batch(), jax.random.key(1))
-  assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
-  if name.startswith("iw("):
-    assert any(k.startswith("iw_ess") for k in metrics)  # the Eq. 16 weights are in use
-  else:
-    assert "aa_weight_fake" in metrics and "discriminator" in state.params
-  moved = [m for m in before if not all(np.array_equal(a, b) for a, b in zip(
-      jax.tree.leaves(before[m]), jax.tree.leaves(state.params[m])))]
-  assert sorted(moved) == sorted(before), (name, moved)
+def test_new_transferred_variants_are_registered():
+  """They train through tests/test_train_step.py (every registered variant takes steps there)."""
+  assert set(NEW) <= set(variants.names())
+  for name in NEW:
+    model = train_step.build(name, **TINY)
+    if name.startswith("aa("):
+      assert "discriminator" in model.variant.modules
+      assert model.variant.players[-1].role == "discriminator"
+    else:
+      assert model.variant.generator_objective == "importance_weighted"
 
 
 def test_importance_weighting_changes_only_the_generator_side():
@@ -98,17 +92,32 @@ def test_transforms_compose_with_the_config_and_the_command_line(tmp_path):
   assert out.returncode == 0 and "variant: aa(iwae)" in out.stdout, out.stderr[-2000:]
 
 
-def test_new_transferred_variants_take_sharded_steps():
-  """Each new transferred variant: sharded jit and shard_map match one device (8 devices)."""
+def _check_sharded(checked):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
   script = pathlib.Path(__file__).parent / "helpers" / "multidevice_check.py"
-  checked = ["iw(infogan)", "iw(ali)", "aa(iwae)", "aa(avb)"]
-  out = subprocess.run([sys.executable, str(script), "2", "adam", *checked], env=env,
+  out = subprocess.run([sys.executable, str(script), "2", "sgd", *checked], env=env,
                        capture_output=True, text=True, timeout=900)
   assert out.returncode == 0, out.stderr[-3000:]
   rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
   assert {(r["variant"], r["mode"]) for r in rows} == {
       (v, m) for v in checked for m in ("jit", "shard_map")}
   for row in rows:
-    assert row["param_diff"] < 1e-5 and row["batch_stats_diff"] < 1e-5, row
+    assert row["param_diff"] < 1e-6 and row["batch_stats_diff"] < 1e-5, row
+
+
+def test_new_transferred_variants_take_sharded_steps():
+  """New transferred variants: sharded jit and shard_map match one device (8 devices).
+
+  One of each transform here, all seven in the slow test below. With plain SGD, so the
+  step's mathematics is compared and a difference is a real one (Adam's first step
+  ``g / (|g| + eps)`` turns rounding noise of near-zero gradients into differences of up to
+  the learning rate; ALI's encoder has such coordinates, with or without the importance
+  weights: 5e-5 after two Adam steps, 7e-9 with SGD).
+  """
+  _check_sharded(["iw(ali)", "aa(iwae)"])
+
+
+@pytest.mark.slow
+def test_every_new_transferred_variant_takes_sharded_steps():
+  _check_sharded(NEW)

@@ -56,8 +56,11 @@ def get(name: str) -> Variant:
   match = re.fullmatch(r"(iw|aa)\((.+)\)", name)
   if match:
     return register(_transforms.TRANSFORMS[match.group(1)](get(match.group(2))))
-  raise ValueError(f"unknown variant {name!r}; registered variants: "
-                   f"{', '.join(sorted(_REGISTRY))} (and iw(<name>) / aa(<name>) of them).")
+  declared = sorted(n for n in _REGISTRY if "(" not in n)
+  transformed = sorted(n for n in _REGISTRY if "(" in n)
+  raise ValueError(f"unknown variant {name!r}; registered variants: {', '.join(declared)}; "
+                   f"built by the transforms: {', '.join(transformed)} (any iw(<name>) / "
+                   "aa(<name>) where the transfer is defined).")
 
 
 def names() -> list[str]:
