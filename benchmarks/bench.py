@@ -3,6 +3,15 @@
   python -m benchmarks.bench --suite=peers --out=benchmarks/results/peers.json
   python -m benchmarks.bench --suite=registry --batches=32,64,128,256,512 --width=32
   python -m benchmarks.bench --suite=pipeline,flops,eval
+  python -m benchmarks.bench --suite=batch_sweep --batches=32,64,128,256,512,1024
+  python -m benchmarks.bench --suite=accelerator --out=benchmarks/results/accelerator.json
+
+The ``accelerator`` suite is the one command for a GPU/TPU: every registered variant at the
+paper's width (64), batch 64 / 256 / 1024, float32 and bfloat16, ``steps_per_call`` 1 and 10,
+data-parallel over all devices (sharded ``jax.jit``), with achieved FLOP/s against the
+device's peak (MFU: XLA's FLOP count of the compiled step x steps/s / peak) and memory. The
+peak comes from a table of known devices, ``--peak_flops``, or (CPU) the measured matmul
+rate. ``--smoke`` shrinks any suite to seconds (the tests run it on 8 simulated CPU devices).
 
 Timing protocol (the same as ``../shared/peers/bench_common.py``, so rows are comparable
 with the peers measured in the same session): warm-up until >= 3 steps and >= 2 s (this
@@ -17,7 +26,6 @@ temporaries) or, on GPU, the allocator's peak.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import platform
@@ -28,6 +36,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 from unigen_jax import input_pipeline
 from unigen_jax import parallel
@@ -127,9 +136,19 @@ def bench_model(name: str, model: train_step.Model, batch_size: int, steps_per_c
     jax.block_until_ready(holder["metrics"])
 
   result = measure(run_step, sync, **measure_kwargs)
-  result["steps_per_s"] *= steps_per_call  # report model steps, not calls
+  for field in ("steps_per_s", "min", "max"):
+    result[field] *= steps_per_call  # model steps, not calls
+  result["windows"] = [r * steps_per_call for r in result["windows"]]
+  if steps_per_call > 1:
+    # XLA's cost analysis counts a loop body once, whatever its trip count: take the FLOPs
+    # of one step from the single-step program.
+    single = train_step.make_train_step(model, mesh=mesh)
+    one = parallel.shard_batch({k: v[0] for k, v in host.items()}, mesh)
+    flops_per_step = _flops(single.lower(holder["state"], one, key).compile())
+  else:
+    flops_per_step = _flops(compiled)
   result.update(name=name, variant=model.variant.name, batch=batch_size, compile_s=compile_s,
-                flops_per_step=_flops(compiled) / steps_per_call,
+                flops_per_step=flops_per_step,
                 num_params=int(sum(model.num_params(holder["state"]).values())),
                 steps_per_call=steps_per_call, **_memory_bytes(compiled))
   result["achieved_flops_per_s"] = result["flops_per_step"] * result["steps_per_s"]
@@ -168,6 +187,7 @@ PEER_MATCHED = {
 
 
 def suite_peers(batches, steps_per_call=(1,), **kw) -> list[dict]:
+  """The peer-matched configurations (``PEER_MATCHED``) at each batch size."""
   rows = []
   for name, (variant, cfg) in PEER_MATCHED.items():
     for b in batches:
@@ -178,9 +198,9 @@ def suite_peers(batches, steps_per_call=(1,), **kw) -> list[dict]:
   return rows
 
 
-def suite_registry(batches, width: int, **kw) -> list[dict]:
+def suite_registry(batches, width: int, names=None, **kw) -> list[dict]:
   rows = []
-  for name in variants.names():
+  for name in names or variants.names():
     if name.startswith("test_"):
       continue
     for b in batches:
@@ -218,16 +238,18 @@ def suite_pipeline(batches) -> list[dict]:
   return rows
 
 
-def suite_flops() -> list[dict]:
+def suite_flops(quiet: bool = False, **kw) -> list[dict]:
   """FLOP/s of a 2048x2048 float32 matmul: the machine's practical limit for the ratios."""
   n = 2048
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
   b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
   f = jax.jit(lambda x, y: x @ y)
   holder = {}
-  res = measure(lambda: holder.update(c=f(a, b)), lambda: jax.block_until_ready(holder["c"]))
+  res = measure(lambda: holder.update(c=f(a, b)), lambda: jax.block_until_ready(holder["c"]),
+                **kw)
   row = {"name": "matmul_2048_f32", "flops_per_s": 2 * n ** 3 * res["steps_per_s"], **res}
-  print(json.dumps({k: v for k, v in row.items() if k != "windows"}), flush=True)
+  if not quiet:
+    print(json.dumps({k: v for k, v in row.items() if k != "windows"}), flush=True)
   return [row]
 
 
@@ -268,50 +290,152 @@ def environment() -> dict:
           "time": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+# Dense peak FLOP/s of known accelerators (vendor data sheets; float32 / bfloat16 without
+# sparsity). The MFU column divides by the one of the row's dtype.
+PEAK_FLOPS = {
+    "H200": {"float32": 67e12, "bfloat16": 989e12},
+    "H100": {"float32": 67e12, "bfloat16": 989e12},
+    "A100": {"float32": 19.5e12, "bfloat16": 312e12},
+    "L4": {"float32": 30.3e12, "bfloat16": 121e12},
+    "TPU v4": {"float32": 275e12, "bfloat16": 275e12},
+    "TPU v5 lite": {"float32": 197e12, "bfloat16": 197e12},
+    "TPU v5p": {"float32": 459e12, "bfloat16": 459e12},
+}
+
+
+def device_peak_flops(dtype: str, override: float = 0.0, **kw) -> tuple[float, str]:
+  """Peak FLOP/s of all devices together for ``dtype``, and where the figure comes from."""
+  devices = jax.devices()
+  if override:
+    return override * len(devices), "--peak_flops"
+  kind = devices[0].device_kind
+  for name, peaks in PEAK_FLOPS.items():
+    if name.lower() in kind.lower():
+      return peaks[dtype] * len(devices), f"data sheet of {name}"
+  if devices[0].platform == "cpu":
+    rate = suite_flops(quiet=True, **kw)[0]["flops_per_s"]
+    return rate, "measured 2048x2048 float32 matmul (all cores)"
+  return float("nan"), f"unknown device kind {kind!r} (pass --peak_flops)"
+
+
+def suite_accelerator(batches, steps_per_call, dtypes, width, peak_override=0.0,
+                      names=None, **kw) -> list[dict]:
+  """Every registered variant, data-parallel over all devices: steps/s, MFU, memory."""
+  rows = []
+  peaks = {}
+  for d in dtypes:
+    peaks[d] = (peaks[dtypes[0]] if peaks and jax.devices()[0].platform == "cpu"
+                else device_peak_flops(d, peak_override, **kw))
+  for name in names or variants.names():
+    if name.startswith("test_"):
+      continue
+    for dtype in dtypes:
+      for b in batches:
+        if b % jax.device_count():
+          continue  # the global batch is split evenly over the devices
+        for n in steps_per_call:
+          model = train_step.build(name, width=width, dtype=dtype)
+          row = bench_model(f"accelerator_{name}_w{width}_{dtype}", model, b, steps_per_call=n,
+                            **kw)
+          peak, source = peaks[dtype]
+          row.update(dtype=dtype, devices=jax.device_count(),
+                     device_kind=jax.devices()[0].device_kind, peak_flops_per_s=peak,
+                     peak_source=source, mfu=row["achieved_flops_per_s"] / peak)
+          rows.append(row)
+          _print_row(row)
+  return rows
+
+
+def suite_batch_sweep(batches, **kw) -> list[dict]:
+  """The peer-matched steps over a batch sweep: examples/s per row shows a falling curve."""
+  rows = suite_peers(batches, **kw)
+  for row in rows:
+    row["examples_per_s"] = row["steps_per_s"] * row["batch"]
+  return rows
+
+
+SUITES = ("peers", "registry", "pipeline", "flops", "eval", "batch_sweep", "accelerator")
+
+
+def define_flags(f: flags.FlagValues) -> None:
+  d = flags
+  d.DEFINE_list("suite", ["peers", "pipeline", "flops"], f"Suites to run: {', '.join(SUITES)}.",
+                flag_values=f)
+  d.DEFINE_list("batches", None, "Global batch sizes (default: 64,128; accelerator: "
+                "64,256,1024; smoke: 16).", flag_values=f)
+  d.DEFINE_integer("width", None, "DCGAN width (registry: 32, accelerator: the paper's 64).",
+                   flag_values=f)
+  d.DEFINE_string("only", "", "peers / batch_sweep: only the names containing this.",
+                  flag_values=f)
+  d.DEFINE_string("skip", "", "peers / batch_sweep: skip the names containing this.",
+                  flag_values=f)
+  d.DEFINE_list("variants", None, "registry / accelerator: these variants only.", flag_values=f)
+  d.DEFINE_list("dtypes", ["float32", "bfloat16"], "accelerator: compute dtypes.",
+                flag_values=f)
+  d.DEFINE_float("peak_flops", 0.0, "accelerator: peak FLOP/s of one device (default: the "
+                 "data-sheet table, or the measured matmul rate on CPU).", flag_values=f)
+  d.DEFINE_integer("eval_images", 10000, "eval: images.", flag_values=f)
+  d.DEFINE_integer("eval_k", 5000, "eval: importance samples K.", flag_values=f)
+  d.DEFINE_integer("eval_batch", 100, "eval: images per call.", flag_values=f)
+  d.DEFINE_list("steps_per_call", None, "Steps per compiled call (lax.scan), e.g. 1,10 "
+                "(default 1; accelerator: 1,10).", flag_values=f)
+  d.DEFINE_bool("quick", False, "Short timing windows.", flag_values=f)
+  d.DEFINE_bool("smoke", False, "Seconds: short windows, width 4, batch 16, one variant per "
+                "family in the accelerator suite (plumbing only, the numbers mean nothing).",
+                flag_values=f)
+  d.DEFINE_string("out", "", "JSON file of the rows and the environment.", flag_values=f)
+
+
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--suite", default="peers,pipeline,flops",
-                      help="comma-separated: peers, registry, pipeline, flops, eval")
-  parser.add_argument("--batches", default="64,128")
-  parser.add_argument("--width", type=int, default=32, help="DCGAN width for the registry suite")
-  parser.add_argument("--only", default="", help="peers suite: run only names containing this")
-  parser.add_argument("--skip", default="", help="peers suite: skip names containing this")
-  parser.add_argument("--eval_images", type=int, default=10000)
-  parser.add_argument("--eval_k", type=int, default=5000)
-  parser.add_argument("--eval_batch", type=int, default=100)
-  parser.add_argument("--steps_per_call", default="1",
-                      help="peers suite: comma-separated steps per compiled call (lax.scan), "
-                      "e.g. 1,10 to measure the dispatch saving")
-  parser.add_argument("--quick", action="store_true", help="short windows (smoke test only)")
-  parser.add_argument("--out", default="")
-  args = parser.parse_args(argv)
-  batches = [int(b) for b in args.batches.split(",")]
-  kw = dict(warmup_steps=1, warmup_s=0.1, window_s=0.2, windows=2) if args.quick else {}
+  from experiments import common  # pylint: disable=g-import-not-at-top
+  try:
+    f = common.parse_flags(argv, define_flags)
+  except common.UsageError as err:
+    print(f"error: {err}", file=sys.stderr)
+    return 2
+  unknown = [s for s in f.suite if s not in SUITES]
+  if unknown:
+    print(f"error: unknown --suite {unknown}; choose from {', '.join(SUITES)}", file=sys.stderr)
+    return 2
+  quick = f.quick or f.smoke
+  kw = dict(warmup_steps=1, warmup_s=0.1, window_s=0.2, windows=2) if quick else {}
+  try:
+    batches = [int(b) for b in f.batches] if f.batches else None
+    steps_per_call = [int(n) for n in f.steps_per_call] if f.steps_per_call else None
+  except ValueError as err:
+    print(f"error: --batches / --steps_per_call take integers ({err})", file=sys.stderr)
+    return 2
   for name in list(PEER_MATCHED):
-    if (args.only and args.only not in name) or (args.skip and args.skip in name):
+    if (f.only and f.only not in name) or (f.skip and f.skip in name):
       PEER_MATCHED.pop(name)
   rows = []
-  for suite in args.suite.split(","):
-    if suite == "peers":
-      rows += suite_peers(batches, [int(n) for n in args.steps_per_call.split(",")], **kw)
+  for suite in f.suite:
+    if suite in ("peers", "batch_sweep"):
+      default = [32, 64, 128, 256, 512, 1024] if suite == "batch_sweep" else [64, 128]
+      run = suite_batch_sweep if suite == "batch_sweep" else suite_peers
+      rows += run(batches or ([16] if f.smoke else default), steps_per_call or [1], **kw)
     elif suite == "registry":
-      rows += suite_registry(batches, args.width, **kw)
+      rows += suite_registry(batches or [64, 128], f.width or (4 if f.smoke else 32),
+                             names=f.variants, **kw)
     elif suite == "pipeline":
-      rows += suite_pipeline(batches)
+      rows += suite_pipeline(batches or [64, 128])
     elif suite == "flops":
       rows += suite_flops()
     elif suite == "eval":
-      rows += suite_eval(args.eval_images, args.eval_k, args.eval_batch)
-    else:
-      print(f"error: unknown suite {suite!r}", file=sys.stderr)
-      return 2
-  if args.out:
-    path = pathlib.Path(args.out)
+      rows += suite_eval(f.eval_images, f.eval_k, f.eval_batch)
+    elif suite == "accelerator":
+      names = f.variants or (["gan", "vae", "aa(iwae)"] if f.smoke else None)
+      rows += suite_accelerator(batches or ([16] if f.smoke else [64, 256, 1024]),
+                                steps_per_call or ([1, 2] if f.smoke else [1, 10]), f.dtypes,
+                                f.width or (4 if f.smoke else 64), f.peak_flops, names, **kw)
+  if f.out:
+    path = pathlib.Path(f.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"environment": environment(), "args": vars(args), "rows": rows},
-                               indent=1))
+    settings = {name: f[name].value for name in f}
+    path.write_text(json.dumps({"environment": environment(), "args": settings, "rows": rows},
+                               indent=1, default=str))
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(main(sys.argv[1:]))

@@ -11,13 +11,14 @@ kernel (what a training step needs); each time is the mean of 3 calls after one 
 call. Also prints the largest difference between the two forms' outputs.
 """
 
-import argparse
 import json
 import pathlib
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
+from absl import flags
 
 from unigen_jax.models import backbones, kernels  # noqa: F401
 
@@ -63,11 +64,18 @@ def cases(batch):
   return out
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--batch", type=int, default=64)
-  parser.add_argument("--out", default="")
-  args = parser.parse_args()
+def define_flags(f: flags.FlagValues) -> None:
+  flags.DEFINE_integer("batch", 64, "Batch of the layer inputs.", flag_values=f)
+  flags.DEFINE_string("out", "", "JSON file of the rows.", flag_values=f)
+
+
+def main(argv=None) -> int:
+  from experiments import common  # pylint: disable=g-import-not-at-top
+  try:
+    args = common.parse_flags(argv, define_flags)
+  except common.UsageError as err:
+    print(f"error: {err}", file=sys.stderr)
+    return 2
   rows = []
   for name, x_shape, k_shape, lax_form, cpu_form in cases(args.batch):
     x = jax.random.normal(jax.random.key(0), x_shape)
@@ -87,7 +95,8 @@ def main():
   if args.out:
     pathlib.Path(args.out).write_text(json.dumps({"batch": args.batch, "backend": jax.default_backend(),
                                                   "rows": rows}, indent=1))
+  return 0
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main(sys.argv[1:]))

@@ -46,6 +46,55 @@ def load(out: pathlib.Path):
   return peers, ours, evals, pythae_nll, registry
 
 
+def _flag(value) -> str:
+  """A recorded flag value as it is written on the command line (lists comma-separated)."""
+  return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def grain_section(path: pathlib.Path) -> list[str]:
+  """``benchmarks.pipeline_vs_grain``: the library's iterator against grain, same work."""
+  rows = json.loads(path.read_text())
+  speed = {(r["pipeline"], r["batch"]): r["examples_per_s"] for r in rows if "batch" in r}
+  resume = {r["pipeline"]: r["resume_bitwise"] for r in rows if "resume_bitwise" in r}
+  lines = ["## Input pipeline against grain (same work)\n",
+           "`pip install grain && python -m benchmarks.pipeline_vs_grain --mnist_dir=DIR "
+           f"--out={path.as_posix()}` (seeded, dynamically binarised batches of the 60,000 "
+           "MNIST training images, one process, examples/s over 3 s; resume from a saved "
+           "position must give the next 20 batches bitwise).\n",
+           "| batch | unigen_jax BatchIterator (examples/s) | grain MapDataset (examples/s) | "
+           "ratio |", "|---|---|---|---|"]
+  for batch in sorted({b for _, b in speed}):
+    ours, grain = speed[("unigen_jax BatchIterator", batch)], speed[("grain MapDataset", batch)]
+    lines.append(f"| {batch} | {ours:,.0f} | {grain:,.0f} | {ours / grain:.1f}x |")
+  lines.append("\nResume bitwise: " + ", ".join(f"{k} {'yes' if v else 'NO'}"
+                                                  for k, v in resume.items()) + ".")
+  return lines
+
+
+def accelerator_section(path: pathlib.Path) -> list[str]:
+  """The ``--suite=accelerator`` table: steps/s, examples/s, MFU and memory per row."""
+  data = json.loads(path.read_text())
+  env, rows = data["environment"], [r for r in data["rows"] if "mfu" in r]
+  if not rows:
+    return []
+  first = rows[0]
+  lines = [f"## Accelerator suite: {first['device_kind']} x {first['devices']}\n",
+           f"`python -m benchmarks.bench --suite=accelerator --out={path.as_posix()}`, measured "
+           f"{env['time']} (jax {env['jax']}). Every registered variant, data-parallel over all "
+           f"devices (sharded jit, global batch); peak: {first['peak_source']}. MFU = XLA's "
+           "FLOPs of one step x steps/s / peak of the row's dtype.\n",
+           "| variant | dtype | batch | steps/call | steps/s | examples/s | GFLOP/step | MFU | "
+           "memory (MB) | compile (s) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    mem = r.get("device_peak_bytes", r.get("xla_estimate_bytes", float("nan"))) / 1e6
+    lines.append(f"| {r['variant']} | {r['dtype']} | {r['batch']} | {r['steps_per_call']} | "
+                 f"{r['steps_per_s']:.3g} | {r['steps_per_s'] * r['batch']:,.0f} | "
+                 f"{r['flops_per_step'] / 1e9:.3g} | {r['mfu']:.3f} | {mem:.0f} | "
+                 f"{r['compile_s']:.1f} |")
+  return lines
+
+
 def main(out_dir: str) -> None:
   out = pathlib.Path(out_dir)
   peers, ours, evals, pythae_nll, registry = load(out)
@@ -120,7 +169,7 @@ def main(out_dir: str) -> None:
     batches = sorted({r["batch"] for r in reg})
     args = registry["args"]
     print("\n## Every registered variant\n")
-    print(f"`python -m benchmarks.bench --suite=registry --batches={args['batches']} "
+    print(f"`python -m benchmarks.bench --suite=registry --batches={_flag(args['batches'])} "
           f"--width={args['width']} --out=benchmarks/results/registry.json`, measured "
           f"{registry['environment']['time']} (same protocol; DCGAN networks of width "
           f"{args['width']}, 28x28x1, every variant's default hyperparameters; semi-supervised "
@@ -140,6 +189,9 @@ def main(out_dir: str) -> None:
         cells.append(f"{r['steps_per_s']:.3g} ({r['steps_per_s'] * b:,.0f}), "
                      f"{r['compile_s']:.1f} s, {mem:.0f} MB")
       print(f"| {variant} | " + " | ".join(cells) + " |")
+  if (out / "accelerator.json").exists():
+    print()
+    print("\n".join(accelerator_section(out / "accelerator.json")))
   pipe = [r for r in ours["rows"] if r["name"].startswith("pipeline_")]
   if pipe:
     print("\n## Input pipeline (MNIST-sized uint8 arrays in memory)\n")
@@ -151,6 +203,9 @@ def main(out_dir: str) -> None:
     fastest_step = max(r["steps_per_s"] * r["batch"] for r in rows.values())
     print(f"\nThe fastest step above consumes {fastest_step:,.0f} examples/s: the pipeline is "
           "not the bottleneck.")
+  if (out / "pipeline_vs_grain.json").exists():
+    print()
+    print("\n".join(grain_section(out / "pipeline_vs_grain.json")))
   if evals:
     e = evals["rows"][0]
     print("\n## Evaluation: importance-sampled log-likelihood, K = 5000\n")

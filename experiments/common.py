@@ -49,6 +49,9 @@ def parse_flags(argv, define: Callable[[flags.FlagValues], None]) -> flags.FlagV
   """Parses ``argv`` (no program name) into a fresh FlagValues that ``define`` fills."""
   values = flags.FlagValues()
   define(values)
+  if {"--help", "-h", "--helpfull"} & set(argv or []):
+    print(values.get_help())
+    raise SystemExit(0)
   try:
     values(["experiment"] + list(argv or []))
   except flags.Error as err:
