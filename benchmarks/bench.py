@@ -47,7 +47,7 @@ WARMUP_STEPS, WARMUP_S, WINDOW_S, WINDOWS = 3, 2.0, 2.0, 5
 
 
 def measure(run_step, sync, *, warmup_steps=WARMUP_STEPS, warmup_s=WARMUP_S,
-            window_s=WINDOW_S, windows=WINDOWS) -> dict:
+            window_s=WINDOW_S, windows=WINDOWS, always_sync: bool = False) -> dict:
   """Median steps/s over timed windows after a warm-up (see the module docstring)."""
   start, n, slowest = time.perf_counter(), 0, 0.0
   while n < warmup_steps or time.perf_counter() - start < warmup_s:
@@ -58,7 +58,8 @@ def measure(run_step, sync, *, warmup_steps=WARMUP_STEPS, warmup_s=WARMUP_S,
     n += 1
   # Async dispatch would queue hundreds of slow steps (seconds each) before the window's
   # closing sync; for those, sync every step (pipelining gains nothing there).
-  sync_every_step = slowest > 0.05
+  # Several simulated CPU devices (parallel.must_sync_each_step) deadlock with queued steps.
+  sync_every_step = slowest > 0.05 or always_sync
   rates = []
   for _ in range(windows):
     k, t0 = 0, time.perf_counter()
@@ -135,7 +136,8 @@ def bench_model(name: str, model: train_step.Model, batch_size: int, steps_per_c
   def sync():
     jax.block_until_ready(holder["metrics"])
 
-  result = measure(run_step, sync, **measure_kwargs)
+  result = measure(run_step, sync, always_sync=parallel.must_sync_each_step(mesh),
+                   **measure_kwargs)
   for field in ("steps_per_s", "min", "max"):
     result[field] *= steps_per_call  # model steps, not calls
   result["windows"] = [r * steps_per_call for r in result["windows"]]

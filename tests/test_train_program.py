@@ -92,6 +92,23 @@ def test_cli_end_to_end(variant, idx_data, tmp_path):
   assert sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == [4, 8]
 
 
+def test_cli_on_8_simulated_cpu_devices_does_not_deadlock(idx_data, tmp_path):
+  # XLA:CPU's in-process collectives abort ("Termination timeout ... rendezvous") when
+  # several launches of a collective program are queued; the loop must wait for each step.
+  steps = 60
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
+             XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  args = flags_for("gan", idx_data, tmp_path / "run", steps=steps,
+                   extra=("--config.batch_size=16", f"--config.log_every={steps}",
+                          f"--config.checkpoint_every={steps}", "--config.sample_every=0",
+                          "--config.eval.metrics="))
+  out = subprocess.run([sys.executable, "-m", "unigen_jax.main", *args], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+  assert summary["final_step"] == steps
+
+
 def test_resume_is_bitwise_identical(idx_data, tmp_path):
   full = tiny_config("aavae", idx_data, steps=8)
   train.train_and_evaluate(full, str(tmp_path / "full"))

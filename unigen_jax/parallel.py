@@ -52,6 +52,20 @@ def data_mesh(devices=None) -> jax.sharding.Mesh:
   return jax.sharding.Mesh(np.asarray(devices), (BATCH_AXIS,), axis_types=auto)
 
 
+def must_sync_each_step(mesh: Optional[jax.sharding.Mesh] = None) -> bool:
+  """Whether a caller must wait for each step before dispatching the next one.
+
+  XLA:CPU runs the collectives of several local devices in process, on one shared thread
+  pool: with several launches of a collective program in flight (asynchronous dispatch),
+  devices that are already in step ``t+1`` block pool threads at its all-reduce while the
+  devices still in step ``t`` wait for a thread, and the rendezvous aborts the process
+  after its timeout. Accelerators and a single CPU device do not need this.
+  """
+  devices = mesh.devices.flat if mesh is not None else jax.local_devices()
+  local = [d for d in devices if d.process_index == jax.process_index()]
+  return len(local) > 1 and local[0].platform == "cpu"
+
+
 def batch_sharding(mesh: jax.sharding.Mesh, leading_steps: bool = False) -> NamedSharding:
   return NamedSharding(mesh, P(None, BATCH_AXIS) if leading_steps else P(BATCH_AXIS))
 

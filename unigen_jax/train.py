@@ -240,6 +240,7 @@ class _TrainingLoop:
     self.config, self.model, self.workdir = config, model, workdir
     self.data, self.checkpoints, self.mesh, self.stop = data, checkpoints, mesh, stop
     self.is_writer = is_writer
+    self.sync_each_step = mesh is not None and parallel.must_sync_each_step(mesh)
     self.run_key = run_key
     self.step_key = jax.random.fold_in(run_key, 1)
     self.sample_key = jax.random.fold_in(run_key, 2)
@@ -277,8 +278,11 @@ class _TrainingLoop:
         state, metrics = self.step_fn(n)(state, next(batches), self.step_key)
         previous, step = step, step + n
         pending.append((step, metrics))
-        if t_first is None:  # rates are timed from the end of the first (compiling) call
+        if t_first is None or self.sync_each_step:
+          # Rates are timed from the end of the first (compiling) call. Several CPU devices
+          # must not queue steps (parallel.must_sync_each_step).
           jax.block_until_ready(metrics)
+        if t_first is None:
           t_first, self.trained_steps = time.time(), 0
         else:
           self.trained_steps += n
