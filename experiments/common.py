@@ -187,30 +187,6 @@ def overrides_of(config) -> dict:
           and k not in ("data.data_dir", "eval.data_dir", "eval.classifier_dir", "progress")}
 
 
-def apply_overrides(config, overrides) -> list[str]:
-  """Sets ``field.path=value`` strings on ``config`` (values as Python literals); returns them."""
-  import ast  # pylint: disable=g-import-not-at-top
-  applied = []
-  for item in overrides or ():
-    path, sep, text = item.partition("=")
-    if not sep:
-      raise UsageError(f"--set {item!r}: write field.path=value, e.g. "
-                       "model.discriminator_learning_rate=1e-5")
-    *parents, leaf = path.split(".")
-    node = config
-    for name in parents:
-      node = node.get(name) if hasattr(node, "get") else None
-    if node is None or leaf not in node:
-      raise UsageError(f"--set {item!r}: the config has no field {path!r}")
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text  # a bare string
-    node[leaf] = value
-    applied.append(f"{path}={value!r}")
-  return applied
-
-
 def run_time_line(records) -> str:
   total = sum((r.get("wall_time_s") or 0.0) for r in records)
   return f"runs' own wall time {total / 3600:.1f} h summed over {len(records)} runs"

@@ -3,6 +3,8 @@ r"""Table 2 (left, middle): does importance weighting (Eq. 16) improve GANs?
   python -m experiments.table2_gan --preset=cpu --mnist_dir=../shared/data/mnist
   python -m experiments.table2_gan --preset=paper --mnist_dir=DIR        # GPU/TPU
   python -m experiments.table2_gan --preset=cpu --mnist_dir=DIR --smoke  # seconds (tests)
+  python -m experiments.table2_gan --preset=cpu --mnist_dir=DIR --pairs='infogan:iw(infogan)' \
+      --seeds=3 --out=results/transfer_iw_infogan_cpu.md     # the transfer beyond the paper
 
 GAN vs IWGAN (inception score) and CGAN vs IW-CGAN (conditional-generation accuracy) on
 all 60,000 real MNIST training images (``--mnist_dir``, SHA-256 verified), DCGAN networks
@@ -45,9 +47,19 @@ from experiments import stats
 
 PAPER = {"gan": (8.34, 0.03), "iwgan": (8.45, 0.04), "cgan": (0.985, 0.002),
          "iwcgan": (0.987, 0.002)}
-METRIC = {"gan": "inception_score", "iwgan": "inception_score",
-          "cgan": "conditional_accuracy", "iwcgan": "conditional_accuracy"}
-PAIRS = (("gan", "iwgan"), ("cgan", "iwcgan"))
+PAIRS = (("gan", "iwgan"), ("cgan", "iwcgan"))  # the paper's; --pairs runs others
+
+
+def metric_of(model: str) -> str:
+  """Label-conditioned generators are scored by conditional accuracy, the others by IS."""
+  from unigen_jax import variants  # pylint: disable=g-import-not-at-top
+  conditional = "label" in variants.get(model).batch_keys
+  return "conditional_accuracy" if conditional else "inception_score"
+
+
+def run_name(model: str) -> str:
+  """A file-name-safe spelling of a variant name: iw(infogan) -> iw-infogan."""
+  return model.replace("(", "-").replace(")", "")
 PAPER_SVHN = {"gan": "5.18 ± .03", "iwgan": "5.34 ± .03", "cgan": "0.797 ± .005",
               "iwcgan": "0.798 ± .006"}
 
@@ -80,7 +92,11 @@ def define_flags(f):
   d.DEFINE_string("workdir", "workdirs/table2", "Root of the run workdirs.", flag_values=f)
   d.DEFINE_string("out", "", "Table path (default results/table2_gan_<preset>.md).",
                   flag_values=f)
-  d.DEFINE_list("models", ["gan", "iwgan", "cgan", "iwcgan"], "Models to run.", flag_values=f)
+  d.DEFINE_list("pairs", [f"{b}:{i}" for b, i in PAIRS], "base:iw pairs to compare (any "
+                "variant and its importance-weighted version, e.g. infogan:iw(infogan)).",
+                flag_values=f)
+  d.DEFINE_list("models", None, "Models to run (default: every model of --pairs).",
+                flag_values=f)
   d.DEFINE_integer("seeds", None, "Final runs per model (default: the preset's).",
                    flag_values=f)
   d.DEFINE_string("shard", "0/1", "i/n: run every n-th planned run starting at i.",
@@ -108,23 +124,23 @@ def run_config(model, seed, steps, preset, f, classifier_dir, final: bool):
   config.validation.num_generated = preset.curve_samples
   config.eval.classifier_dir = str(classifier_dir)
   if final:
-    config.eval.metrics = METRIC[model] + (",inception_score" if model in ("cgan", "iwcgan")
-                                           else "")
+    config.eval.metrics = metric_of(model) + (
+        ",inception_score" if metric_of(model) == "conditional_accuracy" else "")
     config.eval.num_generated = preset.final_samples
     config.sample_every = steps  # one grid of the final generator
   return config
 
 
-def choose_steps(records: dict, preset: Preset, models) -> tuple[dict, list]:
+def choose_steps(records: dict, preset: Preset, models, pairs=PAIRS) -> tuple[dict, list]:
   """{pair: steps}: the first step where every model's 3-point moving average is >= plateau x max."""
   chosen, lines = {}, []
-  for base, iw in PAIRS:
+  for base, iw in pairs:
     if base not in models or iw not in models:
       continue
-    curves = [records.get(f"curve_{m}_seed100") for m in (base, iw)]
+    curves = [records.get(f"curve_{run_name(m)}_seed100") for m in (base, iw)]
     if any(c is None for c in curves):
       continue
-    metric = f"val/{METRIC[base]}"
+    metric = f"val/{metric_of(base)}"
     firsts = []
     for model, record in zip((base, iw), curves):
       points = [(r["step"], r[metric]) for r in record["curve"] if metric in r]
@@ -150,9 +166,12 @@ def main(argv=None) -> int:
   if not f.mnist_dir:
     raise common.UsageError("pass --mnist_dir: the folder with the four MNIST IDX files "
                             "(README, section Data).")
-  unknown = sorted(set(f.models) - set(METRIC))
+  pairs = parse_pairs(f.pairs)
+  in_pairs = [m for pair in pairs for m in pair]
+  f.models = f.models or in_pairs
+  unknown = sorted(set(f.models) - set(in_pairs))
   if unknown:
-    raise common.UsageError(f"unknown --models {unknown}; choose from {sorted(METRIC)}.")
+    raise common.UsageError(f"--models {unknown} are in no --pairs ({', '.join(in_pairs)}).")
   shard, shards = (int(x) for x in f.shard.split("/"))
   if shards < 1 or not 0 <= shard < shards:
     raise common.UsageError(f"--shard={f.shard}: write i/n with 0 <= i < n.")
@@ -174,7 +193,7 @@ def main(argv=None) -> int:
     return 2
   classifier = eval_classifier.EvalClassifier.load(classifier_dir)
   mine = lambda runs: [r for i, r in enumerate(runs) if i % shards == shard]  # noqa: E731
-  curves = [common.Run(name=f"curve_{m}_seed100", group=m, column="curve", seed=100,
+  curves = [common.Run(name=f"curve_{run_name(m)}_seed100", group=m, column="curve", seed=100,
                        role="curve", config=run_config(m, 100, preset.curve_steps, preset, f,
                                                        classifier_dir, final=False))
             for m in f.models]
@@ -184,12 +203,12 @@ def main(argv=None) -> int:
                                             train_missing=False)) < len(curves):
       time.sleep(60)
   records = common.execute(curves, root, records_dir, train_missing=False)
-  chosen, curve_lines = choose_steps(records, preset, f.models)
+  chosen, curve_lines = choose_steps(records, preset, f.models, pairs)
   finals = []
   for pair, steps in chosen.items():
     for seed in range(f.seeds or preset.seeds):
       for model in pair:
-        finals.append(common.Run(name=f"{model}_{steps}steps_seed{seed}", group=model,
+        finals.append(common.Run(name=f"{run_name(model)}_{steps}steps_seed{seed}", group=model,
                                  column=str(steps), seed=seed,
                                  config=run_config(model, seed, steps, preset, f, classifier_dir,
                                                    final=True)))
@@ -203,26 +222,30 @@ def main(argv=None) -> int:
     if done:
       pngs = sorted((root / done[0].name / "samples").glob("step_*.png"))
       if pngs:
-        shutil.copyfile(pngs[-1], grids / f"{model}_samples.png")
-  write(out, f, preset, classifier, records, curves, finals, chosen, curve_lines, argv)
+        shutil.copyfile(pngs[-1], grids / f"{run_name(model)}_samples.png")
+  write(out, f, preset, classifier, records, curves, finals, chosen, curve_lines, argv, pairs)
   return 0
 
 
 def _final_values(records, finals, model):
   got = sorted((records[r.name] for r in finals if r.group == model and r.name in records),
                key=lambda r: r["seed"])
-  metric = METRIC[model]
+  metric = metric_of(model)
   values = [g["eval"][metric][0] if metric == "inception_score" else g["eval"][metric]
             for g in got]
   return values, [g["seed"] for g in got]
 
 
-def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lines, argv):
+def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lines, argv,
+          pairs=PAIRS):
   done = [records[r.name] for r in curves + finals if r.name in records]
   command = "python -m experiments.table2_gan " + " ".join(
       a for a in (argv or []) if not a.startswith("--mnist_dir")) + " --mnist_dir=DIR"
   clf = classifier.summary()
-  lines = [f"# Table 2 (left, middle), MNIST: preset `{f.preset}`"
+  title = ("Table 2 (left, middle), MNIST" if set(pairs) <= set(PAIRS) else
+           "Importance weighting (Eq. 16) transferred to " + ", ".join(b for b, _ in pairs)
+           + ", MNIST")
+  lines = [f"# {title}: preset `{f.preset}`"
            + (" (SMOKE: plumbing only, numbers mean nothing)" if f.smoke else ""), "",
            f"Command: `{command}` (DIR: the four MNIST IDX files).  ",
            f"Written {common.now()} by code {common.code_version()}; "
@@ -252,15 +275,15 @@ def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lin
     values, seeds = _final_values(records, finals, model)
     if not values:
       continue
-    digits = 2 if METRIC[model] == "inception_score" else 4
-    paper = PAPER[model]
+    digits = 2 if metric_of(model) == "inception_score" else 4
+    paper = f"{PAPER[model][0]} ± {PAPER[model][1]}" if model in PAPER else "- (not in the paper)"
     data["cells"][model] = {"values": values, "seeds": seeds}
-    lines.append(f"| {model} | {METRIC[model].replace('_', ' ')} | {paper[0]} ± {paper[1]} | "
+    lines.append(f"| {model} | {metric_of(model).replace('_', ' ')} | {paper} | "
                  f"{stats.fmt(values, digits)} | {', '.join(f'{v:.{digits}f}' for v in values)} |")
   lines += ["", "## Does IW > base hold? (Welch's t-test, two-sided)", "",
             "| pair | difference | p | held at p<0.05? | seed std | seeds for the paper's gap "
             "(80% power) |", "|---|---|---|---|---|---|"]
-  for base, iw in PAIRS:
+  for base, iw in pairs:
     a, _ = _final_values(records, finals, iw)
     b, _ = _final_values(records, finals, base)
     if len(a) < 2 or len(b) < 2:
@@ -268,31 +291,57 @@ def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lin
     diff = float(np.mean(a) - np.mean(b))
     p_value = stats.welch(a, b)
     pooled = float(np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2))
-    gap = PAPER[iw][0] - PAPER[base][0]
+    # Seeds needed for the paper's gap of the same metric (+0.11 IS, +0.002 accuracy).
+    gap = (PAPER["iwgan"][0] - PAPER["gan"][0] if metric_of(base) == "inception_score"
+           else PAPER["iwcgan"][0] - PAPER["cgan"][0])
     needed = stats.seeds_for_power(pooled, gap) if pooled > 0 else 2
     lines.append(f"| {iw} > {base} | {diff:+.4f} (n={len(a)}, {len(b)}) | {stats.fmt_p(p_value)} "
                  f"| {stats.verdict(diff, p_value)} | {pooled:.4f} | {needed} (gap {gap:+.3f}) |")
     data["pairs"].append(dict(better=iw, worse=base, diff=diff, p=p_value, std=pooled,
                               seeds_needed=needed))
-  lines += ["", f"SVHN (paper): GAN {PAPER_SVHN['gan']}, IWGAN {PAPER_SVHN['iwgan']}, CGAN "
+  if set(pairs) & set(PAIRS):
+    lines += ["", f"SVHN (paper): GAN {PAPER_SVHN['gan']}, IWGAN {PAPER_SVHN['iwgan']}, CGAN "
             f"{PAPER_SVHN['cgan']}, IW-CGAN {PAPER_SVHN['iwcgan']}: not run (no SVHN offline; "
-            "the paper preset reads it through TFDS as `svhn_cropped`).", "",
-            f"Figure: `{out.with_suffix('.png').name}` (curves with seed bands, IW effective "
+            "the paper preset reads it through TFDS as `svhn_cropped`)."]
+  lines += ["", f"Figure: `{out.with_suffix('.png').name}` (curves with seed bands, IW effective "
             "sample size, D(real) / D(fake)); sample grids and run records in "
             f"`{out.with_suffix('').name}/`."]
   common.write_table(out, lines, data)
-  plot(out.with_suffix(".png"), records, finals, f.models)
+  plot(out.with_suffix(".png"), records, finals, f.models, pairs)
 
 
-def plot(path, records, finals, models) -> None:
+def parse_pairs(items) -> list:
+  """``['gan:iwgan', ...]`` -> ``[('gan', 'iwgan'), ...]``; unknown variants are usage errors."""
+  from unigen_jax import variants  # pylint: disable=g-import-not-at-top
+  pairs = []
+  for item in items:
+    base, sep, iw = item.partition(":")
+    if not sep:
+      raise common.UsageError(f"--pairs {item!r}: write base:iw, e.g. infogan:iw(infogan).")
+    for name in (base, iw):
+      try:
+        variants.get(name)
+      except ValueError as err:
+        raise common.UsageError(f"--pairs {item!r}: {err}") from None
+    if variants.get(iw).generator_objective != "importance_weighted":
+      raise common.UsageError(f"--pairs {item!r}: {iw!r} is not importance-weighted.")
+    pairs.append((base, iw))
+  return pairs
+
+
+def plot(path, records, finals, models, pairs=PAIRS) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  panels = [("val/inception_score", "inception score (5,000 samples)", ("gan", "iwgan")),
-            ("val/conditional_accuracy", "conditional accuracy", ("cgan", "iwcgan")),
-            ("iw_ess", "IW effective sample size (of 64)", ("iwgan", "iwcgan")),
-            ("d_fake", "D(fake) (dashed: D(real))", ("gan", "iwgan", "cgan", "iwcgan"))]
-  fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6))
+  by_metric = lambda m: tuple(x for p in pairs for x in p if metric_of(x) == m)  # noqa: E731
+  panels = [("val/inception_score", "inception score (generated samples)",
+             by_metric("inception_score")),
+            ("val/conditional_accuracy", "conditional accuracy", by_metric("conditional_accuracy")),
+            ("iw_ess", "IW effective sample size (of the batch)", tuple(iw for _, iw in pairs)),
+            ("d_fake", "D(fake) (dashed: D(real))", tuple(x for p in pairs for x in p))]
+  panels = [p for p in panels if p[2]]
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6), squeeze=False)
+  axes = axes[0]
   for ax, (key, title, group) in zip(axes, panels):
     for model in group:
       if model not in models:
@@ -308,7 +357,8 @@ def plot(path, records, finals, models) -> None:
         if not steps:
           continue
         mean = np.array([np.mean(points[s]) for s in steps])
-        std = np.array([np.std(points[s]) for s in steps])
+        std = np.array([np.std(points[s], ddof=1) if len(points[s]) > 1 else 0.0
+                        for s in steps])
         line, = ax.plot(steps, mean, style, label=f"{model} (n={len(runs)})" if style == "-"
                         else None)
         ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=line.get_color())
