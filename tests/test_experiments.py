@@ -173,6 +173,25 @@ def test_transfer_aa_smoke_end_to_end(fake_mnist, tmp_path):
     transfer_aa.main(args + ["--pairs=iwae:vae"])
 
 
+def test_mode_coverage_scores_against_known_modes(tmp_path):
+  from experiments import mode_coverage as mc
+  protos, weights = mc.prototypes(16), mc.mode_weights(16, 0.75)
+  assert weights[0] == pytest.approx(0.25 / (1 - 0.75 ** 16)) and weights.sum() == pytest.approx(1)
+  real = mc.score(mc.draw(protos, weights, 20000, seed=3), protos, weights)
+  assert real["modes_covered"] == 16 and real["on_mode_share"] > 0.999
+  assert real["tv_distance"] < 0.02
+  # Every sample on mode 0: one mode covered, TV = 1 - w_0 exactly.
+  collapsed = mc.score(np.repeat(protos[:1], 100, axis=0), protos, weights)
+  assert collapsed["modes_covered"] == 1 and collapsed["on_mode_share"] == 1.0
+  assert collapsed["tv_distance"] == pytest.approx(1 - weights[0])
+  # Grey noise is on no mode.
+  assert mc.score(np.full((50, 64), 0.5, np.float32), protos, weights)["on_mode_share"] == 0.0
+  assert mc.main(["--smoke", f"--out={tmp_path / 'mc.md'}"]) == 0
+  text = (tmp_path / "mc.md").read_text()
+  assert "SMOKE" in text and "| iw(gan) vs gan | modes covered" in text
+  assert (tmp_path / "mc.png").stat().st_size > 1000
+
+
 def test_experiment_flags_errors_are_one_line():
   with pytest.raises(common.UsageError, match="--mnist_dir"):
     table3_vae.main(["--preset=cpu"])
