@@ -121,3 +121,17 @@ def test_new_transferred_variants_take_sharded_steps():
 @pytest.mark.slow
 def test_every_new_transferred_variant_takes_sharded_steps():
   _check_sharded(NEW)
+
+
+def test_every_registered_variant_is_in_the_readme_table():
+  """The README's variant table lists every declared and every transformed variant."""
+  text = (REPO / "README.md").read_text()
+  rows = {line.split("`")[1] for line in text.splitlines() if line.startswith("| `")}
+  # A fresh process: other tests register variants of their own in this one.
+  names = json.loads(subprocess.run(
+      [sys.executable, "-c", "import json; from unigen_jax import variants; "
+       "print(json.dumps(variants.names()))"], cwd=REPO, capture_output=True, text=True,
+      check=True).stdout)
+  missing = [n for n in names if n not in rows]
+  assert not missing, f"add these to the README's variant table: {missing}"
+  assert set(NEW) <= rows
