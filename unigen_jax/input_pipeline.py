@@ -129,8 +129,12 @@ class BatchIterator:
       if key.endswith("image"):
         picked = picked.astype(np.float32) * (1.0 / 255.0)
         if self.binarization == "dynamic":
+          # The noise of the whole global batch, of which this process takes its part: the
+          # processes' parts are then exactly the one-process batch (not one noise pattern
+          # repeated on every host).
           rng = np.random.default_rng([self.seed, self.epoch, self.position, 1])
-          picked = (rng.random(picked.shape, dtype=np.float32) < picked).astype(np.float32)
+          noise = rng.random((self.global_batch_size,) + picked.shape[1:], dtype=np.float32)
+          picked = (noise[self.local] < picked).astype(np.float32)
       batch[key] = picked
     self.position += 1
     if self.position == self.batches_per_epoch:
