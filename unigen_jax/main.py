@@ -106,6 +106,17 @@ def _main(argv) -> int:
   except train.NonFiniteError as err:
     print(f"error: {err}", file=sys.stderr)
     return 3
+  except Exception as err:  # pylint: disable=broad-except
+    import jax  # pylint: disable=g-import-not-at-top
+    if not isinstance(err, jax.errors.JaxRuntimeError) or jax.process_count() == 1:
+      raise
+    # Several processes: a collective whose peer died (or was killed) fails here.
+    first = str(err).strip().splitlines()[0][:300]
+    print(f"error: process {jax.process_index()} of {jax.process_count()}: a step failed, "
+          f"probably because another process stopped ({first}). The checkpoints written so "
+          "far are intact: rerun the same command on every process to resume.",
+          file=sys.stderr)
+    return 1
   print(json.dumps({k: summary[k] for k in ("variant", "final_step", "final_metrics",
                                             "steps_per_sec", "wall_time_s")}, indent=2))
   if "eval" in summary:
