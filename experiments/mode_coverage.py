@@ -117,7 +117,7 @@ def main(argv=None) -> int:
   data = draw(protos, weights, 20000, seed=1)
   reference = score(draw(protos, weights, n, seed=2), protos, weights)  # held-out real data
   out = pathlib.Path(f.out)
-  results, started = {}, time.time()
+  results, started, code = {}, time.time(), common.code_version()  # the code that trains
   for pair in PAIRS:
     for variant in pair:
       results[variant] = []
@@ -132,11 +132,11 @@ def main(argv=None) -> int:
                                                                "final_metrics")}}), flush=True)
         if seed == 0:
           results[variant + "/samples"] = samples[:64].reshape(64, SIDE, SIDE).round(3).tolist()
-  write(out, f, steps, seeds, n, weights, reference, results, time.time() - started, argv)
+  write(out, f, steps, seeds, n, weights, reference, results, time.time() - started, argv, code)
   return 0
 
 
-def write(out, f, steps, seeds, n, weights, reference, results, wall, argv):
+def write(out, f, steps, seeds, n, weights, reference, results, wall, argv, code):
   command = "python -m experiments.mode_coverage " + " ".join(
       a for a in (argv or []) if not a.startswith("--out"))
   keys = (("modes_covered", f"modes covered (of {f.modes})", 2),
@@ -144,7 +144,7 @@ def write(out, f, steps, seeds, n, weights, reference, results, wall, argv):
   lines = ["# Mode coverage on synthetic data: base vs IW vs AA"
            + (" (SMOKE: plumbing only, numbers mean nothing)" if f.smoke else ""), "",
            f"Command: `{command.strip()}`.  ",
-           f"Written {common.now()} by code {common.code_version()}; {wall / 60:.1f} min.", "",
+           f"Written {common.now()}; trained and scored by code {code}; {wall / 60:.1f} min.", "",
            f"Data: {f.modes} binary 8x8 prototypes, geometric weights (ratio {f.ratio}: "
            f"{weights[0]:.1%} ... {weights[-1]:.2%}), pixel flips {FLIP}; 20,000 training "
            f"examples. {steps} steps, batch 64, MLP networks (hidden 256), {seeds} seeds per "
