@@ -221,17 +221,17 @@ def main(argv=None) -> int:
   for pattern in ("*_process", "*_fewer_devices"):
     for sub in root.glob(pattern) if root.exists() else ():
       shutil.rmtree(sub)
-  ok = True
+  ok, code = True, common.code_version()  # the code that runs (taken at start)
   for variant in f.variants:
     row = run_variant(f, variant, root)
     print(json.dumps(row), flush=True)
     ok &= row["within_tolerance"]
     if f.out:
-      append_row(pathlib.Path(f.out), row, argv)
+      append_row(pathlib.Path(f.out), row, argv, code)
   return 0 if ok else 1
 
 
-def append_row(path: pathlib.Path, row: dict, argv) -> None:
+def append_row(path: pathlib.Path, row: dict, argv, code: str) -> None:
   """One line of the results table: largest differences from the one-process reference."""
   if not path.exists():
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,7 +254,7 @@ def append_row(path: pathlib.Path, row: dict, argv) -> None:
     out.write(f"| {row['variant']} | {row['optimizer']} | {row['processes']} x "
               f"{row['devices_per_process']} | {row['steps']} | {row['killed_after_checkpoint']}"
               f" / {row['resumed_from']} | {fmt(d)} | {fmt(n)} | "
-              f"{'yes' if row['within_tolerance'] else 'NO'} | {common.code_version()} | "
+              f"{'yes' if row['within_tolerance'] else 'NO'} | {code} | "
               f"`{command.strip()}` |\n")
 
 
