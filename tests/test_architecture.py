@@ -22,7 +22,7 @@ LAYERS = [
     {"variants"},
     {"train_step"},
     {"data_sources", "input_pipeline", "checkpointing", "workdir", "reporting", "report",
-     "eval_classifier", "config", "configs"},
+     "eval_classifier", "config", "configs", "resume"},
     {"evaluate"},
     {"validation"},
     {"train"},

@@ -28,11 +28,9 @@ anything recovered from).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import pathlib
-import shutil
 import sys
 import time
 from typing import Optional
@@ -48,6 +46,7 @@ from unigen_jax import evaluate
 from unigen_jax import input_pipeline
 from unigen_jax import parallel
 from unigen_jax import reporting
+from unigen_jax import resume
 from unigen_jax import train_step
 from unigen_jax import validation as validation_lib
 from unigen_jax import variants
@@ -82,8 +81,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     is_writer = jax.process_index() == 0
     data = _training_data(config)
     _check_interrupted(stop, "while loading the data")
-    with _workdir_lock(workdir, is_writer), workdir_lib.storage_errors(workdir):
-      stored = _stored_config(workdir, config, allow_config_change)
+    with resume.workdir_lock(workdir, is_writer), workdir_lib.storage_errors(workdir):
+      stored = resume.stored_config(workdir, config, allow_config_change)
       model = train_step.Model(variants.get(config.variant), model_cfg)
       mesh = None if config.parallelism == "none" else parallel.data_mesh()
       run_key = jax.random.key(config.seed)
@@ -92,13 +91,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           workdir / "checkpoints", keep=config.keep_checkpoints, warn=_warn(is_writer),
           log_file=workdir / "log.txt" if is_writer else None)
       try:
-        state, resumed_from, meta = _restore(checkpoints, state, config, model, run_key, workdir,
-                                             stored, allow_config_change, restart, mesh)
+        state, resumed_from, meta = resume.restore(checkpoints, state, config, model, run_key,
+                                                   workdir, stored, allow_config_change,
+                                                   restart, mesh)
         if resumed_from is not None:
           data.iterator.restore(meta["data_iterator"])
           _say(is_writer, f"resumed from the checkpoint at step {resumed_from} in {workdir}")
         if is_writer:
-          _commit_config(workdir, config)  # only now: the checkpoints fit this config
+          resume.commit_config(workdir, config)  # only now: the checkpoints fit this config
         _check_interrupted(stop, "while restoring the checkpoints")
         loop = _TrainingLoop(config, model, workdir, data, checkpoints, run_key, mesh, stop,
                              is_writer, meta.get("validation") if meta else None)
@@ -120,114 +120,6 @@ def _training_data(config) -> input_pipeline.TrainData:
       batch_size=config.batch_size, labelled_batch_size=config.data.labelled_batch_size,
       binarization=config.data.binarization, target_domain=config.data.target_domain or None,
       seed=config.seed, batch_keys=variant.batch_keys, verify=config.data.verify_checksums)
-
-
-@contextlib.contextmanager
-def _workdir_lock(workdir: pathlib.Path, is_writer: bool):
-  """Process 0 owns the workdir for the whole run (other hosts write nothing there)."""
-  if not is_writer:
-    yield
-    return
-  with workdir_lib.WorkdirLock(workdir):
-    yield
-
-
-def _stored_config(workdir: pathlib.Path, config, allow_config_change: bool) -> Optional[dict]:
-  """The config the workdir was trained with (None for a new run); refuses a silent change."""
-  path = workdir / "config.json"
-  if not path.exists():
-    return None
-  try:
-    stored = json.loads(path.read_text())
-    if not isinstance(stored, dict):
-      raise ValueError("not a JSON object")
-  except (OSError, ValueError) as err:
-    if allow_config_change:
-      return {}
-    raise ConfigError(f"{path} is unreadable ({type(err).__name__}: {err}): it is truncated or "
-                      "corrupt. The checkpoints are untouched; rerun with --allow_config_change "
-                      "to restore them under this command's config (config.json is rewritten "
-                      "only if they load).") from None
-  changed = check_resume_compatible(stored, config)
-  if changed and not allow_config_change:
-    now = config_lib.to_json(config)
-    details = ", ".join(f"{k}: {config_lib.flatten(stored).get(k)!r} -> "
-                        f"{config_lib.flatten(now).get(k)!r}" for k in changed)
-    raise ConfigError(f"{workdir} holds a run with a different config ({details}). Use "
-                      "another --workdir, or pass --allow_config_change to resume anyway.")
-  return stored
-
-
-def _restore(checkpoints, state, config, model, run_key, workdir, stored, allow_config_change,
-             restart, mesh):
-  """(state, resumed_from, meta) from the newest good checkpoint, or the initial state."""
-  key_data = np.asarray(jax.random.key_data(run_key)).tolist()
-  changed = bool(stored is not None and check_resume_compatible(stored, config))
-
-  def check_meta(meta: dict) -> None:
-    where = f"the checkpoint in {workdir / 'checkpoints'}"
-    if meta.get("variant", config.variant) != config.variant:
-      raise checkpointing.CheckpointError(
-          f"{where} belongs to variant {meta['variant']!r}, not {config.variant!r}; use another "
-          "--workdir.")
-    revision = meta.get("variant_revision", 1)
-    if revision != model.variant.revision:
-      raise checkpointing.CheckpointError(
-          f"{where} was written by revision {revision} of {config.variant!r}; this code is "
-          f"revision {model.variant.revision} (it computes something else: see the variant's "
-          "declaration). It cannot be resumed; use another --workdir.")
-    if not allow_config_change and meta.get("rng_key", key_data) != key_data:
-      raise checkpointing.CheckpointError(
-          f"{where} was written by a run with another random seed than config.seed="
-          f"{config.seed}; was the workdir shared by two runs? Use another --workdir.")
-
-  try:
-    restored = checkpoints.restore(state, check_meta=check_meta)
-  except checkpointing.CheckpointError as err:
-    if changed:
-      raise ConfigError(f"the checkpoints in {workdir} do not fit the changed config ({err}). "
-                        "Nothing was changed: config.json and the checkpoints are as they "
-                        "were; run the original command to resume, or use another "
-                        "--workdir.") from None
-    raise
-  if restored is None:
-    _refuse_orphaned_outputs(workdir, restart)
-    return state, None, None
-  if restart:
-    raise workdir_lib.WorkdirError(f"{workdir} has checkpoints: --restart only starts over a "
-                                   "run whose checkpoints are gone. Use another --workdir.")
-  step, state, meta = restored
-  if mesh is not None:
-    state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-  return state, step, meta
-
-
-def _refuse_orphaned_outputs(workdir: pathlib.Path, restart: bool) -> None:
-  """Metrics or a summary without any checkpoint: starting at step 0 would mix two runs."""
-  outputs = [p for p in ("metrics.jsonl", "summary.json", "eval.json", "best")
-             if (workdir / p).exists() and (workdir / p).stat().st_size > 0]
-  if not outputs:
-    return
-  rows = reporting.read_metrics(workdir / "metrics.jsonl")
-  last = f" up to step {rows[-1]['step']}" if rows else ""
-  if not restart:
-    raise workdir_lib.WorkdirError(
-        f"{workdir} holds the outputs of a run{last} ({', '.join(outputs)}) but no checkpoint "
-        "(checkpoints/ is gone or empty): starting again would mix two runs. Rerun with "
-        "--restart to move the old outputs to previous_<time>/ and start from step 0, or use "
-        "another --workdir.")
-  target = workdir / f"previous_{time.strftime('%Y%m%d-%H%M%S')}"
-  target.mkdir()
-  for name in ("metrics.jsonl", "summary.json", "eval.json", "best", "samples", "tensorboard",
-               "curves.png", "report.html", "evaluations"):
-    if (workdir / name).exists():
-      shutil.move(str(workdir / name), str(target / name))
-  workdir_lib.append_log(workdir, f"--restart: moved the previous outputs to {target}")
-
-
-def _commit_config(workdir: pathlib.Path, config) -> None:
-  workdir_lib.write_json_atomic(workdir / "config.json", config_lib.to_json(config), indent=2,
-                                sort_keys=True)
 
 
 # --- the loop ------------------------------------------------------------------------------
