@@ -71,3 +71,36 @@ def test_readme_commands_work_in_a_fresh_venv_with_its_own_pip(tmp_path):
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
   assert "does not provide the extra" not in out.stdout + out.stderr
   assert re.search(r"\d+ tests collected", out.stdout)
+
+
+@pytest.mark.slow
+def test_base_install_without_extras_gives_the_losses_models_and_step(tmp_path):
+  """`pip install .` (no extras) in a fresh venv: the losses import nothing heavy, and the
+  models, variants and the compiled step work without the training extras."""
+  venv = tmp_path / "venv"
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+  subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
+  done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(REPO)], env=env,
+                        capture_output=True, text=True, timeout=3000)
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+  code = ("import sys, time; t = time.perf_counter(); import unigen_jax.losses; "
+          "dt = time.perf_counter() - t; heavy = sorted(m for m in ('tensorflow_datasets', "
+          "'tensorflow', 'orbax', 'matplotlib', 'tensorboardX', 'flax', 'optax', "
+          "'ml_collections', 'absl', 'grain') if m in sys.modules); "
+          "import jax; from unigen_jax import train_step; model = train_step.build('iwgan', "
+          "width=4); state = model.init(jax.random.key(0)); import numpy as np; "
+          "step = train_step.make_train_step(model); "
+          "state, m = step(state, {'image': np.zeros((8, 28, 28, 1), np.float32)}, "
+          "jax.random.key(1)); print(heavy, round(dt, 2), sorted(m))")
+  out = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  heavy, rest = out.stdout.split("]", 1)
+  assert heavy == "[", out.stdout  # nothing heavy imported by the losses
+  assert "generator/loss" in rest and "iw_ess" in rest
+  missing = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import importlib.util as u; print([m for m in ('ml_collections', "
+                            "'matplotlib', 'tensorboardX', 'tensorflow_datasets', 'mlxtend') "
+                            "if u.find_spec(m)])"], capture_output=True, text=True, env=env)
+  assert missing.stdout.strip() == "[]", missing.stdout  # the extras were not installed
+  print(f"base install: import unigen_jax.losses {rest.split()[0]} s")
