@@ -243,8 +243,8 @@ def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lin
       a for a in (argv or []) if not a.startswith("--mnist_dir")) + " --mnist_dir=DIR"
   clf = classifier.summary()
   title = ("Table 2 (left, middle), MNIST" if set(pairs) <= set(PAIRS) else
-           "Importance weighting (Eq. 16) transferred to " + ", ".join(b for b, _ in pairs)
-           + ", MNIST")
+           "Importance weighting (Eq. 16), base vs IW: "
+           + ", ".join(f"{b} / {i}" for b, i in pairs) + ", MNIST")
   lines = [f"# {title}: preset `{f.preset}`"
            + (" (SMOKE: plumbing only, numbers mean nothing)" if f.smoke else ""), "",
            f"Command: `{command}` (DIR: the four MNIST IDX files).  ",
