@@ -145,6 +145,32 @@ def test_table2_smoke_end_to_end(fake_mnist, tmp_path):
   assert len(cached) == 1 and cached[0].name.startswith("mnist-")
 
 
+def test_transfer_aa_plan_follows_the_protocol(fake_mnist):
+  """Selection runs train no test metric; finals are base / AA / frozen control per seed,
+  paired by seed (one data subset), the AA run with the chosen rate."""
+  from experiments import transfer_aa
+  plan = transfer_aa.TransferPlan(
+      table3_vae.Plan(table3_vae.PRESETS["cpu"], fake_mnist, False, False, train_size=60000),
+      transfer_aa.PRESETS["cpu"], transfer_aa.parse_pairs(["iwae:aa(iwae)"]), 100)
+  selection = plan.selection()
+  assert [r.name for r in selection] == [f"select_aa-iwae_dlr{r:g}_1pct_seed100"
+                                         for r in (1e-3, 1e-4, 1e-5, 1e-6)]
+  assert all(r.config.eval.metrics == "" and r.config.validation.select == "elbo"
+             for r in selection)
+  assert plan.finals({}) == []  # nothing before the selection has finished
+  finals = plan.finals({"aa(iwae)": 1e-5})
+  assert [r.group for r in finals[:3]] == ["iwae", "aa(iwae)", "aa(iwae) frozen"]
+  assert len(finals) == 3 * 3
+  for run in finals:
+    assert run.config.data.num_examples == 600 and run.config.data.split == "train_minus_validation"
+    assert run.config.eval.metrics == "elbo,iwae" and run.config.eval.importance_samples == 100
+  rates = {r.group: r.config.model.discriminator_learning_rate for r in finals[:3]}
+  assert rates == {"iwae": None, "aa(iwae)": 1e-5, "aa(iwae) frozen": 0.0}
+  with pytest.raises(common.UsageError, match="not adversary-activated"):
+    transfer_aa.parse_pairs(["iwae:vae"])
+
+
+@pytest.mark.slow
 def test_transfer_aa_smoke_end_to_end(fake_mnist, tmp_path):
   """AA-IWAE vs IWAE under Table 3's protocol: selection, base / AA / frozen control, p-values."""
   from experiments import transfer_aa
@@ -165,7 +191,7 @@ def test_transfer_aa_smoke_end_to_end(fake_mnist, tmp_path):
     transfer_aa.main(args + ["--pairs=iwae:vae"])
 
 
-def test_mode_coverage_scores_against_known_modes(tmp_path):
+def test_mode_coverage_scores_against_known_modes():
   from experiments import mode_coverage as mc
   protos, weights = mc.prototypes(16), mc.mode_weights(16, 0.75)
   assert weights[0] == pytest.approx(0.25 / (1 - 0.75 ** 16)) and weights.sum() == pytest.approx(1)
@@ -178,6 +204,11 @@ def test_mode_coverage_scores_against_known_modes(tmp_path):
   assert collapsed["tv_distance"] == pytest.approx(1 - weights[0])
   # Grey noise is on no mode.
   assert mc.score(np.full((50, 64), 0.5, np.float32), protos, weights)["on_mode_share"] == 0.0
+
+
+@pytest.mark.slow
+def test_mode_coverage_smoke_end_to_end(tmp_path):
+  from experiments import mode_coverage as mc
   assert mc.main(["--smoke", f"--out={tmp_path / 'mc.md'}"]) == 0
   text = (tmp_path / "mc.md").read_text()
   assert "SMOKE" in text and "| iw(gan) vs gan | modes covered" in text
