@@ -50,7 +50,8 @@ def write_report(workdir: pathlib.Path) -> pathlib.Path:
     reporting.plot_curves(rows, workdir / "curves.png",
                           title=f"{config.get('variant', '')} on "
                                 f"{config.get('data', {}).get('dataset', '')}")
-  title = f"{config.get('variant', 'run')}: {workdir.name}"
+  variant = config.get("variant", "run")
+  title = variant if workdir.name == variant else f"{variant}: {workdir.name}"
   parts = [f"<h1>{html.escape(title)}</h1>"]
   facts = [("variant", config.get("variant")), ("seed", config.get("seed")),
            ("data", summary.get("data") or config.get("data", {}).get("dataset")),
