@@ -187,6 +187,27 @@ def overrides_of(config) -> dict:
           and k not in ("data.data_dir", "eval.data_dir", "eval.classifier_dir", "progress")}
 
 
+def parse_pairs(items, is_transfer: Callable, transfer_name: str, form: str,
+                example: str) -> list:
+  """``['base:other', ...]`` -> ``[(base, other), ...]``, every name a registered variant (or
+  an ``iw(...)`` / ``aa(...)`` transfer of one) and ``is_transfer(base, other)`` true of the
+  two ``Variant`` s; anything else is a UsageError naming the item."""
+  from unigen_jax import variants  # pylint: disable=g-import-not-at-top
+  pairs = []
+  for item in items:
+    base, sep, other = item.partition(":")
+    if not sep:
+      raise UsageError(f"--pairs {item!r}: write {form}, e.g. {example}.")
+    try:
+      found = [variants.get(name) for name in (base, other)]
+    except ValueError as err:
+      raise UsageError(f"--pairs {item!r}: {err}") from None
+    if not is_transfer(*found):
+      raise UsageError(f"--pairs {item!r}: {other!r} is not {transfer_name} {base!r}.")
+    pairs.append((base, other))
+  return pairs
+
+
 def run_time_line(records) -> str:
   total = sum((r.get("wall_time_s") or 0.0) for r in records)
   return f"runs' own wall time {total / 3600:.1f} h summed over {len(records)} runs"

@@ -55,6 +55,18 @@ def paired(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
   return float(stats.ttest_rel(a, b).pvalue)
 
 
+def paired_by_seed(a: Sequence[float], seeds_a: Sequence[int], b: Sequence[float],
+                   seeds_b: Sequence[int]) -> Optional[dict]:
+  """``a`` vs ``b`` on the seeds both have: ``{n, diff (mean of a - b), p (paired t-test)}``,
+  or None when they share no seed."""
+  common = sorted(set(seeds_a) & set(seeds_b))
+  if not common:
+    return None
+  a = [a[list(seeds_a).index(s)] for s in common]
+  b = [b[list(seeds_b).index(s)] for s in common]
+  return {"n": len(common), "diff": float(np.mean(np.subtract(a, b))), "p": paired(a, b)}
+
+
 def fmt_p(p: Optional[float]) -> str:
   if p is None:
     return "n/a"

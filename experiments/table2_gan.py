@@ -311,22 +311,10 @@ def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lin
 
 
 def parse_pairs(items) -> list:
-  """``['gan:iwgan', ...]`` -> ``[('gan', 'iwgan'), ...]``; unknown variants are usage errors."""
-  from unigen_jax import variants  # pylint: disable=g-import-not-at-top
-  pairs = []
-  for item in items:
-    base, sep, iw = item.partition(":")
-    if not sep:
-      raise common.UsageError(f"--pairs {item!r}: write base:iw, e.g. infogan:iw(infogan).")
-    for name in (base, iw):
-      try:
-        variants.get(name)
-      except ValueError as err:
-        raise common.UsageError(f"--pairs {item!r}: {err}") from None
-    if variants.get(iw).generator_objective != "importance_weighted":
-      raise common.UsageError(f"--pairs {item!r}: {iw!r} is not importance-weighted.")
-    pairs.append((base, iw))
-  return pairs
+  """``['gan:iwgan', ...]`` -> ``[('gan', 'iwgan'), ...]``; the second must be importance-weighted."""
+  return common.parse_pairs(
+      items, lambda base, iw: iw.generator_objective == "importance_weighted",
+      "importance-weighted", "base:iw(base)", "infogan:iw(infogan)")
 
 
 def plot(path, records, finals, models, pairs=PAIRS) -> None:

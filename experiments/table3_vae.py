@@ -396,19 +396,14 @@ def write(out, f, plan, records, finals, selection, selection_lines, chosen, wal
       continue
     for column in COLUMNS:
       key = "test_elbo"
-      a, sa, _ = _values(records, finals, better, column, key)
-      b, sb, _ = _values(records, finals, worse, column, key)
-      common_seeds = sorted(set(sa) & set(sb))
-      if not common_seeds:
+      test = stats.paired_by_seed(*_values(records, finals, better, column, key)[:2],
+                                  *_values(records, finals, worse, column, key)[:2])
+      if test is None:
         continue
-      a = [a[sa.index(s)] for s in common_seeds]
-      b = [b[sb.index(s)] for s in common_seeds]
-      diff = float(np.mean(np.subtract(a, b)))
-      p_value = stats.paired(a, b)
-      lines.append(f"| {better} > {worse} | {column} | {diff:+.2f} (n={len(a)}) | "
-                   f"{stats.fmt_p(p_value)} | {stats.verdict(diff, p_value)} |")
-      table_data["pairs"].append(dict(better=better, worse=worse, column=column, diff=diff,
-                                      p=p_value, n=len(a), metric=key))
+      lines.append(f"| {better} > {worse} | {column} | {test['diff']:+.2f} (n={test['n']}) | "
+                   f"{stats.fmt_p(test['p'])} | {stats.verdict(test['diff'], test['p'])} |")
+      table_data["pairs"].append(dict(better=better, worse=worse, column=column, metric=key,
+                                      **test))
   if selection_lines:
     lines += ["", "## Discriminator learning rate, chosen on validation", "",
               "Mean best validation bound of the selection runs (seeds "

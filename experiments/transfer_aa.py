@@ -75,21 +75,11 @@ def define_flags(f):
 
 
 def parse_pairs(items) -> list:
-  from unigen_jax import variants  # pylint: disable=g-import-not-at-top
-  pairs = []
-  for item in items:
-    base, sep, aa = item.partition(":")
-    if not sep:
-      raise common.UsageError(f"--pairs {item!r}: write base:aa(base), e.g. iwae:aa(iwae).")
-    for name in (base, aa):
-      try:
-        variant = variants.get(name)
-      except ValueError as err:
-        raise common.UsageError(f"--pairs {item!r}: {err}") from None
-    if "discriminator" not in variant.modules or variant.family != "variational":
-      raise common.UsageError(f"--pairs {item!r}: {aa!r} is not adversary-activated.")
-    pairs.append((base, aa))
-  return pairs
+  """``['iwae:aa(iwae)', ...]``; the second must be the first plus Eq. 17's discriminator."""
+  return common.parse_pairs(
+      items, lambda base, aa: "discriminator" in aa.modules and "discriminator" not in base.modules
+      and any(p.role == "discriminator" for p in aa.players), "adversary-activated",
+      "base:aa(base)", "iwae:aa(iwae)")
 
 
 def run_name(model: str) -> str:
@@ -230,7 +220,7 @@ def write(out, f, plan, records, selection, finals, chosen, selection_lines, wal
            f"{p.validation_examples[COLUMN]} of the 10,000 held-out MNIST training images, "
            f"early stop after {p.patience} evaluations without improvement, budget "
            f"{p.steps[COLUMN]} steps; MNIST test (10,000 images) once per final run.", "",
-           f"## Test bounds (nats, higher is better; mean ± sample std over seeds)", "",
+           "## Test bounds (nats, higher is better; mean ± sample std over seeds)", "",
            f"| model | ELBO | log-likelihood estimate (K={k}) | per seed (estimate) |",
            "|---|---|---|---|"]
   data = {"chosen_rates": chosen, "cells": {}, "pairs": []}
@@ -250,19 +240,13 @@ def write(out, f, plan, records, selection, finals, chosen, selection_lines, wal
   for base, aa in plan.pairs:
     for better, worse in ((aa, base), (aa, f"{aa} frozen"), (f"{aa} frozen", base)):
       for key, label in (("test_log_likelihood_iwae", f"estimate K={k}"), ("test_elbo", "ELBO")):
-        a, sa = _values(records, finals, better, key)
-        b, sb = _values(records, finals, worse, key)
-        common_seeds = sorted(set(sa) & set(sb))
-        if not common_seeds:
+        test = stats.paired_by_seed(*_values(records, finals, better, key),
+                                    *_values(records, finals, worse, key))
+        if test is None:
           continue
-        a = [a[sa.index(s)] for s in common_seeds]
-        b = [b[sb.index(s)] for s in common_seeds]
-        diff = float(np.mean(np.subtract(a, b)))
-        p_value = stats.paired(a, b)
-        lines.append(f"| {better} > {worse} | {label} | {diff:+.2f} (n={len(a)}) | "
-                     f"{stats.fmt_p(p_value)} | {stats.verdict(diff, p_value)} |")
-        data["pairs"].append(dict(better=better, worse=worse, metric=key, diff=diff,
-                                  p=p_value, n=len(a)))
+        lines.append(f"| {better} > {worse} | {label} | {test['diff']:+.2f} (n={test['n']}) | "
+                     f"{stats.fmt_p(test['p'])} | {stats.verdict(test['diff'], test['p'])} |")
+        data["pairs"].append(dict(better=better, worse=worse, metric=key, **test))
   if selection_lines:
     lines += ["", "## Discriminator learning rate, chosen on validation", "",
               f"Best validation ELBO of the selection runs (seeds {plan.preset.selection_seeds})"

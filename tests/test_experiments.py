@@ -45,6 +45,14 @@ def test_sample_std_and_tests_against_hand_values():
   assert 13 <= stats.seeds_for_power(0.10, 0.11) <= 16
 
 
+def test_paired_by_seed_uses_the_common_seeds_only():
+  # a on seeds 0, 1, 2; b on 2, 1, 5: the pairs are seed 1 (2 vs 1) and seed 2 (3 vs 0.5).
+  test = stats.paired_by_seed([1.0, 2.0, 3.0], [0, 1, 2], [0.5, 1.0, 9.0], [2, 1, 5])
+  assert test["n"] == 2 and test["diff"] == pytest.approx(1.75)
+  assert test["p"] == pytest.approx(stats.paired([2.0, 3.0], [1.0, 0.5]))
+  assert stats.paired_by_seed([1.0], [0], [2.0], [1]) is None
+
+
 def test_kl_directions_smoke(tmp_path):
   assert kl_directions.main([f"--out={tmp_path}", "--preset=smoke"]) == 0
   result = json.loads((tmp_path / "kl_directions.json").read_text())
@@ -146,7 +154,7 @@ def test_table2_pairs_beyond_the_paper():
     table2_gan.parse_pairs(["gan:cgan"])
   with pytest.raises(common.UsageError, match="unknown variant"):
     table2_gan.parse_pairs(["gan:iw(nothing)"])
-  with pytest.raises(common.UsageError, match="write base:iw"):
+  with pytest.raises(common.UsageError, match=r"write base:iw\(base\)"):
     table2_gan.parse_pairs(["gan"])
 
 
