@@ -178,6 +178,57 @@ def execute(runs: list, root: pathlib.Path, records: pathlib.Path, *, train_miss
   return out
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+  """``--shard=i/n`` -> ``(i, n)`` with ``0 <= i < n``."""
+  try:
+    shard, shards = (int(x) for x in text.split("/"))
+  except ValueError:
+    shard, shards = -1, 0
+  if shards < 1 or not 0 <= shard < shards:
+    raise UsageError(f"--shard={text}: write i/n with 0 <= i < n.")
+  return shard, shards
+
+
+def mnist_train_size(mnist_dir: str, verify: bool) -> int:
+  """Images in the MNIST training file of ``mnist_dir`` (read and, with ``verify``,
+  SHA-256 checked); a missing or wrong folder is a UsageError naming the fix."""
+  from unigen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  try:
+    return len(input_pipeline.load_split("mnist", "train", data_dir=mnist_dir, verify=verify))
+  except input_pipeline.DataError as err:
+    raise UsageError(str(err)) from None
+
+
+def share(runs: list, shard: int, shards: int) -> list:
+  """This process's part of ``runs`` under ``--shard=shard/shards``: every n-th from i."""
+  return [r for i, r in enumerate(runs) if i % shards == shard]
+
+
+def execute_shared(runs: list, root: pathlib.Path, records: pathlib.Path, shard: int,
+                   shards: int, *, train_missing: bool = True) -> dict:
+  """Trains this shard's part of ``runs``, waits until the other shards have recorded theirs
+  (a stage whose results the next stage chooses from), and returns the records of all."""
+  if train_missing:
+    execute(share(runs, shard, shards), root, records)
+    while shards > 1 and len(execute(runs, root, records, train_missing=False)) < len(runs):
+      time.sleep(60)  # another shard is still running its part
+  return execute(runs, root, records, train_missing=False)
+
+
+def band(curves: list, key: str) -> tuple:
+  """(steps, mean, sample std) of ``key`` over run-record curves, at the steps every curve has
+  (std 0 for a single curve); empty steps when none has it."""
+  points = {}
+  for curve in curves:
+    for row in curve:
+      if key in row:
+        points.setdefault(row["step"], []).append(row[key])
+  steps = sorted(s for s, v in points.items() if len(v) == len(curves))
+  mean = np.array([np.mean(points[s]) for s in steps])
+  std = np.array([np.std(points[s], ddof=1) if len(points[s]) > 1 else 0.0 for s in steps])
+  return steps, mean, std
+
+
 def overrides_of(config) -> dict:
   """The fields of ``config`` that differ from the variant's defaults (what the run set)."""
   defaults = config_lib.flatten(config_lib.get_config(

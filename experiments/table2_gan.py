@@ -38,7 +38,6 @@ import dataclasses
 import pathlib
 import shutil
 import sys
-import time
 
 import numpy as np
 
@@ -172,9 +171,7 @@ def main(argv=None) -> int:
   unknown = sorted(set(f.models) - set(in_pairs))
   if unknown:
     raise common.UsageError(f"--models {unknown} are in no --pairs ({', '.join(in_pairs)}).")
-  shard, shards = (int(x) for x in f.shard.split("/"))
-  if shards < 1 or not 0 <= shard < shards:
-    raise common.UsageError(f"--shard={f.shard}: write i/n with 0 <= i < n.")
+  shard, shards = common.parse_shard(f.shard)
   tag = f.preset + ("_smoke" if f.smoke else "")
   root = pathlib.Path(f.workdir) / tag
   # A smoke table proves plumbing only: it goes beside its workdirs, never into results/.
@@ -192,17 +189,12 @@ def main(argv=None) -> int:
     print(f"error: {err}", file=sys.stderr)
     return 2
   classifier = eval_classifier.EvalClassifier.load(classifier_dir)
-  mine = lambda runs: [r for i, r in enumerate(runs) if i % shards == shard]  # noqa: E731
   curves = [common.Run(name=f"curve_{run_name(m)}_seed100", group=m, column="curve", seed=100,
                        role="curve", config=run_config(m, 100, preset.curve_steps, preset, f,
                                                        classifier_dir, final=False))
             for m in f.models]
-  if f.train:
-    common.execute(mine(curves), root, records_dir)
-    while shards > 1 and len(common.execute(curves, root, records_dir,
-                                            train_missing=False)) < len(curves):
-      time.sleep(60)
-  records = common.execute(curves, root, records_dir, train_missing=False)
+  records = common.execute_shared(curves, root, records_dir, shard, shards,
+                                  train_missing=f.train)
   chosen, curve_lines = choose_steps(records, preset, f.models, pairs)
   finals = []
   for pair, steps in chosen.items():
@@ -213,7 +205,7 @@ def main(argv=None) -> int:
                                  config=run_config(model, seed, steps, preset, f, classifier_dir,
                                                    final=True)))
   if f.train:
-    common.execute(mine(finals), root, records_dir)
+    common.execute(common.share(finals, shard, shards), root, records_dir)
   records.update(common.execute(finals, root, records_dir, train_missing=False))
   grids = out.with_suffix("")
   for model in f.models:
@@ -336,17 +328,9 @@ def plot(path, records, finals, models, pairs=PAIRS) -> None:
         continue
       runs = [records[r.name]["curve"] for r in finals if r.group == model and r.name in records]
       for k, style in ((key, "-"), ("d_real", "--")) if key == "d_fake" else ((key, "-"),):
-        points = {}
-        for curve in runs:
-          for row in curve:
-            if k in row:
-              points.setdefault(row["step"], []).append(row[k])
-        steps = sorted(s for s, v in points.items() if len(v) == len(runs))
+        steps, mean, std = common.band(runs, k)
         if not steps:
           continue
-        mean = np.array([np.mean(points[s]) for s in steps])
-        std = np.array([np.std(points[s], ddof=1) if len(points[s]) > 1 else 0.0
-                        for s in steps])
         line, = ax.plot(steps, mean, style, label=f"{model} (n={len(runs)})" if style == "-"
                         else None)
         ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=line.get_color())

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import sys
 import time
 
 import numpy as np
@@ -259,18 +258,10 @@ def main(argv=None) -> int:
   unknown = sorted(set(f.models) - set(PAPER) - set(CONTROLS.values()))
   if unknown or not set(f.columns) <= set(COLUMNS):
     raise common.UsageError(f"unknown --models {unknown} or --columns {f.columns}.")
-  shard, shards = (int(x) for x in f.shard.split("/"))
-  from unigen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  try:
-    train_size = len(input_pipeline.load_split("mnist", "train", data_dir=f.mnist_dir,
-                                               verify=f.verify_checksums))
-  except input_pipeline.DataError as err:
-    print(f"error: {err}", file=sys.stderr)
-    return 2
+  shard, shards = common.parse_shard(f.shard)
+  train_size = common.mnist_train_size(f.mnist_dir, f.verify_checksums)
   plan = Plan(preset, f.mnist_dir, f.verify_checksums, f.smoke, train_size)
   tag = f.preset + ("_smoke" if f.smoke else "")
-  if shards < 1 or not 0 <= shard < shards:
-    raise common.UsageError(f"--shard={f.shard}: write i/n with 0 <= i < n.")
   root = pathlib.Path(f.workdir) / tag
   # A smoke table proves plumbing only: it goes beside its workdirs, never into results/.
   out = pathlib.Path(f.out or (root / "table3_vae_smoke.md" if f.smoke
@@ -278,7 +269,6 @@ def main(argv=None) -> int:
   records_dir = out.with_suffix("") / "runs"
   started = time.time()
 
-  mine = lambda runs: [r for i, r in enumerate(runs) if i % shards == shard]  # noqa: E731
   # Stages, cheapest first, so that an interrupted table has whole columns: each stage's
   # selection runs (all shards wait for them), then its final runs.
   stages = [("1%", "plain"), ("10%", "plain"), ("1%", "semi"), ("100%", "plain"),
@@ -297,17 +287,14 @@ def main(argv=None) -> int:
     stage_selection = [r for r in plan.selection_runs([source_column], needs)
                        if r.name not in {s.name for s in selection}]
     selection += stage_selection
-    if f.train:
-      common.execute(mine(stage_selection), root, records_dir)
-      while shards > 1 and len(common.execute(stage_selection, root, records_dir,
-                                              train_missing=False)) < len(stage_selection):
-        time.sleep(60)  # another shard is still running its part of the selection
+    common.execute_shared(stage_selection, root, records_dir, shard, shards,
+                          train_missing=f.train)
     records = common.execute(selection, root, records_dir, train_missing=False)
     chosen_all, _ = choose_rates(plan, records, ["1%", "10%"])
     stage_finals = plan.final_runs(models, [column], chosen_all)
     finals += stage_finals
     if f.train:
-      common.execute(mine(stage_finals), root, records_dir)
+      common.execute(common.share(stage_finals, shard, shards), root, records_dir)
   records = common.execute(selection + finals, root, records_dir, train_missing=False)
   chosen, selection_lines = choose_rates(plan, records, ["1%", "10%"])
   write(out, f, plan, records, finals, selection, selection_lines, chosen,
@@ -438,16 +425,9 @@ def plot(path, records, finals) -> None:
     for model in models:
       curves = [records[r.name]["curve"] for r in finals
                 if r.group == model and r.column == column and r.name in records]
-      points = {}
-      for curve in curves:
-        for row in curve:
-          if "val/elbo" in row:
-            points.setdefault(row["step"], []).append(row["val/elbo"])
-      steps = sorted(s for s, v in points.items() if len(v) == len(curves))
+      steps, mean, std = common.band(curves, "val/elbo")
       if not steps:
         continue
-      mean = np.array([np.mean(points[s]) for s in steps])
-      std = np.array([np.std(points[s]) for s in steps])
       ax.plot(steps, mean, label=f"{model} (n={len(curves)})")
       ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
     ax.set_title(f"{column} column: validation bound", fontsize=9)

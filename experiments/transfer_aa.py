@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import sys
 import time
 
 import numpy as np
@@ -155,16 +154,8 @@ def main(argv=None) -> int:
     raise common.UsageError("pass --mnist_dir: the folder with the four MNIST IDX files "
                             "(README, section Data).")
   pairs = parse_pairs(f.pairs)
-  shard, shards = (int(x) for x in f.shard.split("/"))
-  if shards < 1 or not 0 <= shard < shards:
-    raise common.UsageError(f"--shard={f.shard}: write i/n with 0 <= i < n.")
-  from unigen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  try:
-    train_size = len(input_pipeline.load_split("mnist", "train", data_dir=f.mnist_dir,
-                                               verify=f.verify_checksums))
-  except input_pipeline.DataError as err:
-    print(f"error: {err}", file=sys.stderr)
-    return 2
+  shard, shards = common.parse_shard(f.shard)
+  train_size = common.mnist_train_size(f.mnist_dir, f.verify_checksums)
   plan = TransferPlan(table3_vae.Plan(base_preset, f.mnist_dir, f.verify_checksums, f.smoke,
                                       train_size), preset, pairs, preset.importance_samples)
   tag = f.preset + ("_smoke" if f.smoke else "")
@@ -172,19 +163,14 @@ def main(argv=None) -> int:
   out = pathlib.Path(f.out or (root / "transfer_aa_smoke.md" if f.smoke
                                else f"results/transfer_aa_{tag}.md"))
   records_dir = out.with_suffix("") / "runs"
-  mine = lambda runs: [r for i, r in enumerate(runs) if i % shards == shard]  # noqa: E731
   started = time.time()
   selection = plan.selection()
-  if f.train:
-    common.execute(mine(selection), root, records_dir)
-    while shards > 1 and len(common.execute(selection, root, records_dir,
-                                            train_missing=False)) < len(selection):
-      time.sleep(60)
-  records = common.execute(selection, root, records_dir, train_missing=False)
+  records = common.execute_shared(selection, root, records_dir, shard, shards,
+                                  train_missing=f.train)
   chosen, selection_lines = plan.choose(records)
   finals = plan.finals(chosen)
   if f.train:
-    common.execute(mine(finals), root, records_dir)
+    common.execute(common.share(finals, shard, shards), root, records_dir)
   records.update(common.execute(finals, root, records_dir, train_missing=False))
   write(out, f, plan, records, selection, finals, chosen, selection_lines,
         time.time() - started, argv)
@@ -266,16 +252,9 @@ def plot(path, records, finals, groups) -> None:
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   for group in groups:
     curves = [records[r.name]["curve"] for r in finals if r.group == group and r.name in records]
-    points = {}
-    for curve in curves:
-      for row in curve:
-        if "val/elbo" in row:
-          points.setdefault(row["step"], []).append(row["val/elbo"])
-    steps = sorted(s for s, v in points.items() if len(v) == len(curves))
+    steps, mean, std = common.band(curves, "val/elbo")
     if not steps:
       continue
-    mean = np.array([np.mean(points[s]) for s in steps])
-    std = np.array([np.std(points[s], ddof=1) if len(points[s]) > 1 else 0.0 for s in steps])
     ax.plot(steps, mean, label=f"{group} (n={len(curves)})")
     ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
   ax.set_xlabel("step")

@@ -235,3 +235,9 @@ def test_experiment_flags_errors_are_one_line():
     table3_vae.main(["--colums=1%"])
   with pytest.raises(common.UsageError, match=r"--models \['wgan'\] are in no --pairs"):
     table2_gan.main(["--mnist_dir=x", "--models=gan,wgan"])
+  for bad in ("2/2", "1", "a/b", "0/0"):
+    with pytest.raises(common.UsageError, match="write i/n with 0 <= i < n"):
+      common.parse_shard(bad)
+  assert common.parse_shard("1/3") == (1, 3)
+  with pytest.raises(common.UsageError, match="does not exist|not found|no such"):
+    table3_vae.main(["--mnist_dir=/nonexistent/mnist"])
