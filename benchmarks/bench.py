@@ -257,15 +257,15 @@ def suite_flops(quiet: bool = False, **kw) -> list[dict]:
 
 def suite_eval(num_images: int, k: int, batch_size: int) -> list[dict]:
   """Importance-sampled log-likelihood (K samples) throughput, MNIST-sized, pythae MLP size."""
-  from unigen_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from unigen_jax import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
   model = train_step.build("vae", architecture="mlp", hidden=(512,), latent_dim=16,
                            mlp_activation="relu")
   state = model.init(jax.random.key(0))
   images = (np.random.default_rng(0).uniform(size=(num_images, 28, 28, 1)) > 0.5).astype(np.float32)
   labels = np.zeros(num_images, np.int32)
-  settings = evaluate.EvalSettings(metrics=("elbo", "iwae"), dataset="random", split="-",
+  settings = evaluator_lib.EvalSettings(metrics=("elbo", "iwae"), dataset="random", split="-",
                                    importance_samples=k, batch_size=batch_size)
-  evaluator = evaluate.Evaluator(model, settings, data=(images, labels))
+  evaluator = evaluator_lib.Evaluator(model, settings, data=(images, labels))
   evaluator.likelihood_bounds(state, jax.random.key(0),
                               data=(images[:batch_size], labels[:batch_size]))  # compile
   t0 = time.perf_counter()

@@ -82,7 +82,7 @@ def _main(argv) -> int:
   from unigen_jax import train  # pylint: disable=g-import-not-at-top
   from unigen_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   from unigen_jax import eval_classifier  # pylint: disable=g-import-not-at-top
-  from unigen_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from unigen_jax import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
   if _CONFIG.value is None or not _WORKDIR.value and not _DRY_RUN.value:
     print("error: pass --config=<file>[:<arg>] and --workdir=<dir>", file=sys.stderr)
     return 2
@@ -99,7 +99,7 @@ def _main(argv) -> int:
     print(f"error: {err.strerror}", file=sys.stderr)
     return 1
   except (train.ConfigError, input_pipeline.DataError, checkpointing.CheckpointError,
-          workdir_lib.WorkdirError, evaluate.EvaluationError,
+          workdir_lib.WorkdirError, evaluator_lib.EvaluationError,
           eval_classifier.ClassifierError) as err:
     print(f"error: {err}", file=sys.stderr)
     return 2

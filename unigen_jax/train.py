@@ -42,7 +42,7 @@ import numpy as np
 
 from unigen_jax import checkpointing
 from unigen_jax import config as config_lib
-from unigen_jax import evaluate
+from unigen_jax import evaluator as evaluator_lib
 from unigen_jax import input_pipeline
 from unigen_jax import parallel
 from unigen_jax import reporting
@@ -291,8 +291,8 @@ def _finish(config, model, state, workdir, data, loop, resumed_from, is_writer,
     evaluated = state
     if config.validation.select and loop.validation.best_step is not None:
       _, evaluated = checkpointing.load_latest_state(model, workdir / "best")
-    evaluator = evaluate.Evaluator(model, evaluate.EvalSettings.from_config(config))
-    summary["eval"] = evaluate.final_report(evaluator, evaluated, config.seed)
+    evaluator = evaluator_lib.Evaluator(model, evaluator_lib.EvalSettings.from_config(config))
+    summary["eval"] = evaluator_lib.final_report(evaluator, evaluated, config.seed)
     _say(is_writer, f"eval on {summary['eval'].get('dataset', 'generated samples')} "
          f"(step {summary['eval']['step']}): " + json.dumps(
              {k: v for k, v in summary["eval"].items() if k not in ("classifier",)}))

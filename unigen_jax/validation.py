@@ -1,6 +1,6 @@
 """Evaluation on held-out data during training: curves, the best checkpoint, early stopping.
 
-Every ``validation.every`` steps a :class:`unigen_jax.evaluate.Evaluator` scores the
+Every ``validation.every`` steps a :class:`unigen_jax.evaluator.Evaluator` scores the
 current state on the ``validation.split`` of the training data set (never the test split)
 and the values go to ``metrics.jsonl`` as ``val/<metric>``. With ``validation.select`` the
 checkpoint with the best value is kept in ``W/best/`` (the final evaluation uses it); with
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Optional
 
 from unigen_jax import checkpointing
-from unigen_jax import evaluate
+from unigen_jax import evaluator as evaluator_lib
 from unigen_jax import metrics as metric_lib
 
 
@@ -38,13 +38,13 @@ class Validation:
     if not self.enabled:
       return
     names = metric_lib.validation_metrics(v.metrics, model.variant)
-    settings = evaluate.EvalSettings(
+    settings = evaluator_lib.EvalSettings(
         metrics=tuple(names), dataset=config.data.dataset, split=v.split,
         data_dir=config.data.data_dir, binarization=config.eval.binarization,
         num_examples=v.num_examples, batch_size=config.eval.batch_size,
         num_generated=v.num_generated, classifier_dir=config.eval.classifier_dir,
         verify=config.data.verify_checksums)
-    self.evaluator = evaluate.Evaluator(model, settings)
+    self.evaluator = evaluator_lib.Evaluator(model, settings)
     if self.select and is_writer:
       self.best_checkpoints = checkpointing.Checkpointer(
           workdir / "best", keep=1, log_file=workdir / "log.txt")
