@@ -90,7 +90,7 @@ def write_comparison(root: pathlib.Path, results: dict, f) -> None:
   lines += ["", "Training data of both runs: " + results["vae"]["summary"]["data"] + ".",
             f"One seed and {f.steps} steps: this shows the library working; it is not evidence "
             "for either model. The protocol runs (validation-selected, several seeds, "
-            "p-values) are in results/table3_vae_cpu.md.",
+            "p-values) are the Table 3 experiment (experiments/table3_vae.py).",
             "Each run's page: " + ", ".join(f"`{root / v / 'report.html'}`" for v in results), ""]
   (root / "comparison.md").write_text("\n".join(lines))
   _plot(root, results)
