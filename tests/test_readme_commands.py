@@ -41,6 +41,22 @@ def test_readme_has_the_two_commands_ci_runs_the_test_one():
       assert re.fullmatch(r"[a-z0-9,]+", extra), extra
 
 
+def test_every_install_hint_names_a_declared_extra():
+  """Error messages and docs that say `pip install -e '.[X]'` name extras that exist."""
+  import configparser  # pylint: disable=g-import-not-at-top
+  cfg = configparser.ConfigParser()
+  cfg.read(REPO / "setup.cfg")
+  declared = set(cfg["options.extras_require"])
+  files = [REPO / "README.md", REPO / ".ci" / "run", *REPO.glob("unigen_jax/**/*.py"),
+           *REPO.glob("experiments/*.py"), *REPO.glob("benchmarks/*.py"),
+           *REPO.glob("tests/*.py"), *REPO.glob("examples/*.py")]
+  bad = []
+  for path in files:
+    for extras in re.findall(r"\.\[([a-z0-9_,-]+)\]", path.read_text()):
+      bad += [f"{path.relative_to(REPO)}: [{e}]" for e in extras.split(",") if e not in declared]
+  assert not bad, f"install hints naming undeclared extras (declared: {sorted(declared)}): {bad}"
+
+
 @pytest.mark.slow
 def test_readme_commands_work_in_a_fresh_venv_with_its_own_pip(tmp_path):
   clone = tmp_path / "clone"

