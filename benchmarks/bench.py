@@ -255,24 +255,42 @@ def suite_flops(quiet: bool = False, **kw) -> list[dict]:
   return [row]
 
 
-def suite_eval(num_images: int, k: int, batch_size: int) -> list[dict]:
-  """Importance-sampled log-likelihood (K samples) throughput, MNIST-sized, pythae MLP size."""
+def _dense_flops(params) -> float:
+  """Multiply-add FLOPs of one example through a network's Dense layers (2 x kernel size)."""
+  kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+             if "kernel" in jax.tree_util.keystr(path)]
+  return float(sum(2 * k.size for k in kernels))
+
+
+def suite_eval(num_images: int, k: int, batch_size: int, **kw) -> list[dict]:
+  """Importance-sampled log-likelihood (K samples) throughput, MNIST-sized, pythae MLP size.
+
+  The row's roofline: FLOPs per image = encoder once + decoder K times (the Dense layers'
+  multiply-adds, i.e. the matmuls; the softplus and log-sum-exp are not counted) against a
+  2048x2048 float32 matmul measured in the same invocation.
+  """
   from unigen_jax import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
   model = train_step.build("vae", architecture="mlp", hidden=(512,), latent_dim=16,
                            mlp_activation="relu")
   state = model.init(jax.random.key(0))
   images = (np.random.default_rng(0).uniform(size=(num_images, 28, 28, 1)) > 0.5).astype(np.float32)
   labels = np.zeros(num_images, np.int32)
-  settings = evaluator_lib.EvalSettings(metrics=("elbo", "iwae"), dataset="random", split="-",
-                                   importance_samples=k, batch_size=batch_size)
+  settings = evaluator_lib.EvalSettings(metrics=("iwae",), dataset="random", split="-",
+                                        importance_samples=k, batch_size=batch_size)
   evaluator = evaluator_lib.Evaluator(model, settings, data=(images, labels))
   evaluator.likelihood_bounds(state, jax.random.key(0),
                               data=(images[:batch_size], labels[:batch_size]))  # compile
   t0 = time.perf_counter()
   out = evaluator.likelihood_bounds(state, jax.random.key(0))
   elapsed = time.perf_counter() - t0
+  flops_per_image = (_dense_flops(state.params["encoder"])
+                     + k * _dense_flops(state.params["decoder"]))
+  matmul = suite_flops(quiet=True, **kw)[0]["flops_per_s"]
+  images_per_s = num_images / elapsed
   row = {"name": f"eval_iwae_k{k}_mlp_pythae", "num_images": num_images, "importance_samples": k,
-         "seconds": elapsed, "images_per_s": num_images / elapsed,
+         "images_per_call": batch_size, "seconds": elapsed, "images_per_s": images_per_s,
+         "gflop_per_image": flops_per_image / 1e9, "matmul_flops_per_s": matmul,
+         "fraction_of_matmul": images_per_s * flops_per_image / matmul,
          "finite": bool(np.isfinite(out["iwae"]))}
   print(json.dumps(row), flush=True)
   return [row]
@@ -424,7 +442,7 @@ def main(argv=None) -> int:
     elif suite == "flops":
       rows += suite_flops()
     elif suite == "eval":
-      rows += suite_eval(f.eval_images, f.eval_k, f.eval_batch)
+      rows += suite_eval(f.eval_images, f.eval_k, f.eval_batch, **kw)
     elif suite == "accelerator":
       names = f.variants or (["gan", "vae", "aa(iwae)"] if f.smoke else None)
       rows += suite_accelerator(batches or ([16] if f.smoke else [64, 256, 1024]),

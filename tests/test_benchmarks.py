@@ -40,3 +40,17 @@ def test_bad_benchmark_flags_are_one_line_and_exit_2():
                         text=True, timeout=300)
   assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
   assert "unknown --suite ['gpus']" in done.stderr
+
+
+def test_eval_row_reports_its_roofline_fraction_from_the_dense_flops():
+  from benchmarks import bench  # pylint: disable=g-import-not-at-top
+  rows = bench.suite_eval(4, 10, 2, warmup_steps=1, warmup_s=0.0, window_s=0.05, windows=1)
+  r = rows[0]
+  # MLP 784-512-16 (encoder 784-512-(2x16)), decoder 16-512-784: 2 x kernel sizes.
+  encoder = 2 * (784 * 512 + 512 * 32)
+  decoder = 2 * (16 * 512 + 512 * 784)
+  assert r["gflop_per_image"] * 1e9 == encoder + 10 * decoder
+  assert r["finite"] and r["images_per_s"] > 0
+  assert r["fraction_of_matmul"] == r["images_per_s"] * r["gflop_per_image"] * 1e9 / r["matmul_flops_per_s"]
+  text = "\n".join(report.eval_section({"rows": rows}, None))
+  assert "of the matmul rate" in text and f"{r['images_per_s']:.2f} images/s" in text

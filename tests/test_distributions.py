@@ -71,3 +71,23 @@ def test_kl_standard_normal_is_zero_at_prior_and_positive_elsewhere():
     kl_small = distributions.kl_diag_gaussian_standard_normal(jnp.zeros((1, 1)),
                                                               jnp.full((1, 1), 1e-6))
     np.testing.assert_allclose(kl_small, [0.5 * (np.expm1(1e-6) - 1e-6)], rtol=1e-6)
+
+
+def test_fast_softplus_equals_log1p_exp_in_float64_and_jax_softplus_to_rounding():
+  x = np.concatenate([np.linspace(-120, 120, 20001), [-1e4, -30.5, -1e-7, 0.0, 1e-7, 30.5, 1e4]])
+  x = x.astype(np.float32)
+  exact = np.logaddexp(0.0, x.astype(np.float64))  # float64 reference at the same inputs
+  fast = np.asarray(jax.jit(distributions.softplus)(jnp.asarray(x)), np.float64)
+  np.testing.assert_allclose(fast, exact, rtol=1e-6, atol=1e-37)
+  np.testing.assert_allclose(fast, np.asarray(jax.nn.softplus(jnp.asarray(x))),
+                             rtol=1e-6, atol=1e-37)
+  # The Bernoulli log-probability with either softplus: equal to float rounding.
+  rng = np.random.default_rng(0)
+  logits = jnp.asarray(rng.normal(size=(64, 784)) * 8, jnp.float32)
+  x01 = jnp.asarray(rng.uniform(size=(64, 784)) > 0.5, jnp.float32)
+  slow = distributions.bernoulli_log_prob(x01, logits)
+  quick = distributions.bernoulli_log_prob(x01, logits, fast=True)
+  reference = np.sum(np.asarray(x01, np.float64) * np.asarray(logits, np.float64)
+                     - np.logaddexp(0.0, np.asarray(logits, np.float64)), axis=1)
+  np.testing.assert_allclose(np.asarray(quick), reference, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(quick), np.asarray(slow), rtol=1e-6)

@@ -211,3 +211,18 @@ def test_classifier_on_all_60000_mnist_images_reaches_0_99(tmp_path):
                                                 data_dir=str(SHARED_MNIST), steps=4000)
   clf = eval_classifier.EvalClassifier.load(directory)
   assert clf.test_accuracy >= 0.99 and clf.real_inception_score[0] > 9.0
+
+
+def test_bernoulli_log_likelihood_of_image_shaped_decoders_matches_numpy():
+  """The flat fast path (events flattened, explicit softplus) is the Bernoulli log-likelihood."""
+  rng = np.random.default_rng(0)
+  w = rng.normal(size=(3, 28 * 28)) * 3.0
+  decode = lambda z: (z @ jnp.asarray(w, jnp.float32)).reshape(-1, 28, 28, 1)  # noqa: E731
+  x = (rng.uniform(size=(4, 28, 28, 1)) > 0.5).astype(np.float32)
+  z = rng.normal(size=(5, 4, 3)).astype(np.float32)
+  got = jax.jit(metrics.bernoulli_log_likelihood(decode))(jnp.asarray(x), jnp.asarray(z))
+  logits = np.einsum("kbd,dp->kbp", z.astype(np.float64), w.astype(np.float32).astype(np.float64))
+  flat = x.reshape(1, 4, -1).astype(np.float64)
+  want = np.sum(flat * logits - np.logaddexp(0.0, logits), axis=-1)
+  assert got.shape == (5, 4)
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)

