@@ -236,5 +236,26 @@ def eval_section(evals: dict, pythae_nll) -> list[str]:
   return lines
 
 
+def main_eval(out_dir: str) -> None:
+  """RESULTS_eval.md: the evaluation rows of one ``eval_vs_pythae.sh`` session."""
+  out = pathlib.Path(out_dir)
+  evals = json.loads((out / "unigen_eval.json").read_text())
+  pythae_nll = json.loads((out / "pythae_nll.json").read_text().strip().splitlines()[-1])
+  env = evals["environment"]
+  print("# Evaluation benchmark: unigen_jax next to pythae\n")
+  print("Produced by `bash benchmarks/eval_vs_pythae.sh` (one session: `python -m "
+        "benchmarks.bench --suite=eval`, then pythae's `get_nll` through "
+        "`benchmarks/pythae_nll_driver.py`), then `python -m benchmarks.report "
+        f"{out_dir} eval`. Raw data: `{out_dir}/`. This supersedes the evaluation section of "
+        "`RESULTS.md`, which is older (measured before the evaluation's fast path).\n")
+  print(f"Machine: {env['processor'] or 'x86_64'}, {env['platform']}; devices {env['devices']}; "
+        f"jax {env['jax']}, Python {env['python']}; measured {env['time']}; pythae with torch "
+        f"{pythae_nll.get('torch', '?')}.")
+  print("\n".join(eval_section(evals, pythae_nll)))
+
+
 if __name__ == "__main__":
-  main(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results")
+  if len(sys.argv) > 2 and sys.argv[2] == "eval":
+    main_eval(sys.argv[1])
+  else:
+    main(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results")
