@@ -366,9 +366,9 @@ def suite_accelerator(batches, steps_per_call, dtypes, width, peak_override=0.0,
   return rows
 
 
-def suite_batch_sweep(batches, **kw) -> list[dict]:
+def suite_batch_sweep(batches, steps_per_call=(1,), **kw) -> list[dict]:
   """The peer-matched steps over a batch sweep: examples/s per row shows a falling curve."""
-  rows = suite_peers(batches, **kw)
+  rows = suite_peers(batches, steps_per_call, **kw)
   for row in rows:
     row["examples_per_s"] = row["steps_per_s"] * row["batch"]
   return rows

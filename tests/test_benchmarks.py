@@ -54,3 +54,15 @@ def test_eval_row_reports_its_roofline_fraction_from_the_dense_flops():
   assert r["fraction_of_matmul"] == r["images_per_s"] * r["gflop_per_image"] * 1e9 / r["matmul_flops_per_s"]
   text = "\n".join(report.eval_section({"rows": rows}, None))
   assert "of the matmul rate" in text and f"{r['images_per_s']:.2f} images/s" in text
+
+
+def test_batch_sweep_suite_runs_and_reports_examples_per_second(tmp_path):
+  out = tmp_path / "sweep.json"
+  done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--suite=batch_sweep",
+                         "--only=unigen_vae_mlp_pythae", "--batches=8,16", "--smoke",
+                         f"--out={out}"], cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  rows = json.loads(out.read_text())["rows"]
+  assert [r["batch"] for r in rows] == [8, 16]
+  for r in rows:
+    assert r["examples_per_s"] == r["steps_per_s"] * r["batch"] > 0
