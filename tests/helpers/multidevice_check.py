@@ -32,7 +32,9 @@ def main():
   assert jax.device_count() == 8, jax.devices()
   rng = np.random.default_rng(0)
   batch = {"image": jnp.asarray(rng.uniform(size=(16, 28, 28, 1)), jnp.float32),
-           "label": jnp.asarray(rng.integers(0, 10, 16), jnp.int32)}
+           "label": jnp.asarray(rng.integers(0, 10, 16), jnp.int32),
+           # A target domain for domain adaptation (ADA and its transfers); ignored by others.
+           "target_image": jnp.asarray(rng.uniform(size=(16, 28, 28, 1)), jnp.float32)}
   steps, optimizer = int(sys.argv[1]), sys.argv[2]
   for variant in sys.argv[3:]:
     ref_state, ref_metrics = run(variant, "none", batch, steps, optimizer)
