@@ -59,4 +59,7 @@ def test_fixed_seed_steps_are_bitwise_those_of_the_reference_commit(reference_ch
 @pytest.mark.slow
 def test_every_unchanged_variant_is_bitwise_that_of_the_reference_commit(reference_checkout):
   from unigen_jax import variants
-  _compare(reference_checkout, sorted(set(variants.names()) - CHANGED_ON_PURPOSE))
+  # Transformed variants (iw(...), aa(...)) did not exist at the reference commit; the
+  # transforms' own tests compare them bitwise with the hand-written declarations.
+  declared = {name for name in variants.names() if "(" not in name}
+  _compare(reference_checkout, sorted(declared - CHANGED_ON_PURPOSE))
