@@ -53,7 +53,9 @@ def _compare(reference_checkout, variants):
 
 
 def test_fixed_seed_steps_are_bitwise_those_of_the_reference_commit(reference_checkout):
-  _compare(reference_checkout, ["vae", "cgan"])  # the rest: the slow test below
+  # The IWAE at the benchmark's MLP size too: the likelihood's layout change (trailing
+  # size-1 axes dropped) was bitwise at the tiny size but not in one flat-layout attempt here.
+  _compare(reference_checkout, ["vae", "cgan", "iwae@pythae_mlp"])  # the rest: slow test
 
 
 @pytest.mark.slow
@@ -62,4 +64,5 @@ def test_every_unchanged_variant_is_bitwise_that_of_the_reference_commit(referen
   # Transformed variants (iw(...), aa(...)) did not exist at the reference commit; the
   # transforms' own tests compare them bitwise with the hand-written declarations.
   declared = {name for name in variants.names() if "(" not in name}
-  _compare(reference_checkout, sorted(declared - CHANGED_ON_PURPOSE))
+  _compare(reference_checkout, sorted(declared - CHANGED_ON_PURPOSE)
+           + ["vae@pythae_mlp", "cvae@pythae_mlp", "svae@pythae_mlp"])

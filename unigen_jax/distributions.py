@@ -83,6 +83,12 @@ def bernoulli_log_prob(x: Array, logits: Array, *,
     Log-probabilities, shape ``x.shape[:-event_ndims]`` (``[B]`` by default).
   """
   _check_same_shape("x", x, "logits", logits)
+  if event_ndims is None:
+    event_ndims = max(logits.ndim - 1, 0)
+  while 1 < event_ndims <= logits.ndim and logits.shape[-1] == 1:
+    # Drop trailing size-1 event axes: XLA:CPU vectorises the elementwise work along the
+    # minor axis, which for images [..., 28, 28, 1] has size 1 (2-3x slower).
+    x, logits, event_ndims = x[..., 0], logits[..., 0], event_ndims - 1
   # x*log_sigmoid(l) + (1-x)*log_sigmoid(-l) == x*l - softplus(l), stable for large |l|.
   values = x * logits - (softplus(logits) if fast else jax.nn.softplus(logits))
   return _sum_event(values, event_ndims)
