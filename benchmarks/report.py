@@ -236,6 +236,35 @@ def eval_section(evals: dict, pythae_nll) -> list[str]:
   return lines
 
 
+def main_sweep(out_dir: str) -> None:
+  """A batch sweep of peer-matched rows and their peers from one session: ratio per batch."""
+  out = pathlib.Path(out_dir)
+  peers, ours, _, _, _ = load(out)
+  env = ours["environment"]
+  rows = {(r["name"], r["batch"]): r for r in ours["rows"] if "steps_per_s" in r}
+  print("# Batch sweep: unigen_jax steps next to peer implementations\n")
+  print(f"Produced by `bash benchmarks/mlp_sweep_vs_peers.sh` (the peers' `run.sh`, then "
+        f"`python -m benchmarks.bench --suite=batch_sweep`, one session), then `python -m "
+        f"benchmarks.report {out_dir} sweep`. Raw data: `{out_dir}/`.\n")
+  print(f"Machine: {env['processor'] or 'x86_64'}, {env['platform']}; devices {env['devices']}; "
+        f"jax {env['jax']}, Python {env['python']}; unigen_jax rows measured {env['time']}.\n")
+  print("| configuration | batch | unigen_jax steps/s | examples/s | peer (fastest) | peer "
+        "steps/s | ratio |")
+  print("|---|---|---|---|---|---|---|")
+  for ours_name, peer_names, _, what in PAIRS:
+    for batch in sorted({b for n, b in rows if n == ours_name}):
+      r = rows[(ours_name, batch)]
+      candidates = [peers[(p, batch)] for p in peer_names if (p, batch) in peers]
+      if not candidates:
+        continue
+      best = max(candidates, key=lambda c: c["median_steps_per_s"])
+      print(f"| {what} | {batch} | {r['steps_per_s']:.3g} | {r['steps_per_s'] * batch:,.0f} | "
+            f"{best['name']} | {best['median_steps_per_s']:.3g} | "
+            f"{r['steps_per_s'] / best['median_steps_per_s']:.2f}x |")
+  print("\nRun-to-run drift on this VM is up to ~17% (the peers' README): ratios within "
+        "0.85-1.15x are noise.")
+
+
 def main_eval(out_dir: str) -> None:
   """RESULTS_eval.md: the evaluation rows of one ``eval_vs_pythae.sh`` session."""
   out = pathlib.Path(out_dir)
@@ -257,5 +286,7 @@ def main_eval(out_dir: str) -> None:
 if __name__ == "__main__":
   if len(sys.argv) > 2 and sys.argv[2] == "eval":
     main_eval(sys.argv[1])
+  elif len(sys.argv) > 2 and sys.argv[2] == "sweep":
+    main_sweep(sys.argv[1])
   else:
     main(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results")
