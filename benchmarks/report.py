@@ -28,6 +28,11 @@ PAIRS = [
 ]
 
 
+def machine(env: dict) -> str:
+  """'Machine: <processor>, <platform>; devices [...]' from a bench run's environment."""
+  return f"Machine: {env['processor'] or 'x86_64'}, {env['platform']}; devices {env['devices']}"
+
+
 def load(out: pathlib.Path):
   peers = {}
   if (out / "peers.jsonl").exists():
@@ -104,7 +109,7 @@ def main(out_dir: str) -> None:
   print("Produced by `bash benchmarks/compare_with_peers.sh` (peers' `run.sh` from "
         "`../shared/peers`, then `python -m benchmarks.bench`, in the same session), then "
         "`python -m benchmarks.report benchmarks/results`. Raw data: `benchmarks/results/`.\n")
-  print(f"Machine: {env['processor'] or 'x86_64'}, {env['platform']}; devices {env['devices']}; "
+  print(machine(env) + "; "
         f"jax {env['jax']}, flax {env['flax']}, optax {env['optax']}, Python {env['python']}; "
         f"measured {env['time']}. Peers: see `benchmarks/results/peers.txt` and "
         "`../shared/peers/README.md` (torch 2.13.0 CPU, pythae 0.1.2, jax 0.10.2).\n")
@@ -246,7 +251,7 @@ def main_sweep(out_dir: str) -> None:
   print(f"Produced by `bash benchmarks/mlp_sweep_vs_peers.sh` (the peers' `run.sh`, then "
         f"`python -m benchmarks.bench --suite=batch_sweep`, one session), then `python -m "
         f"benchmarks.report {out_dir} sweep`. Raw data: `{out_dir}/`.\n")
-  print(f"Machine: {env['processor'] or 'x86_64'}, {env['platform']}; devices {env['devices']}; "
+  print(machine(env) + "; "
         f"jax {env['jax']}, Python {env['python']}; unigen_jax rows measured {env['time']}.\n")
   print("| configuration | batch | unigen_jax steps/s | examples/s | peer (fastest) | peer "
         "steps/s | ratio |")
@@ -277,7 +282,7 @@ def main_eval(out_dir: str) -> None:
         "`benchmarks/pythae_nll_driver.py`), then `python -m benchmarks.report "
         f"{out_dir} eval`. Raw data: `{out_dir}/`. This supersedes the evaluation section of "
         "`RESULTS.md`, which is older (measured before the evaluation's fast path).\n")
-  print(f"Machine: {env['processor'] or 'x86_64'}, {env['platform']}; devices {env['devices']}; "
+  print(machine(env) + "; "
         f"jax {env['jax']}, Python {env['python']}; measured {env['time']}; pythae with torch "
         f"{pythae_nll.get('torch', '?')}.")
   print("\n".join(eval_section(evals, pythae_nll)))

@@ -7,6 +7,8 @@ import json
 import pathlib
 import sys
 
+from benchmarks import report
+
 SETTINGS = {"default": "(none)", "onednn": "--xla_cpu_use_onednn=true",
             "xnnpack": "--xla_cpu_use_xnnpack=true",
             "onednn_custom_call": "--xla_cpu_experimental_onednn_custom_call=true"}
@@ -27,7 +29,7 @@ def main(out_dir: str) -> None:
   print(f"Produced by `bash benchmarks/xla_cpu_flags.sh` (each setting in its own process, "
         f"one session), then `python -m benchmarks.report_flags {out_dir}`. Raw data: "
         f"`{out_dir}/`.\n")
-  print(f"Machine: {env['processor'] or 'x86_64'}, {env['platform']}; devices {env['devices']}; "
+  print(report.machine(env) + "; "
         f"jax {env['jax']} (the newest jax/jaxlib the package registry serves here), Python "
         f"{env['python']}; first file measured {env['time']}.\n")
   print("Steps/s (median of 5 windows of >= 2 s after warm-up, `benchmarks.bench`); in "

@@ -116,7 +116,7 @@ def bernoulli_log_likelihood(decode: Callable[[jax.Array], jax.Array]) -> LogLik
     k, b = z.shape[:2]
     # Flat events ([K, B, 784], not [K, B, 28, 28, 1]) and the explicit softplus: XLA:CPU
     # vectorises the flat reduction ~1.7x better, and the softplus over K x 784 logits per
-    # image is what the estimate spends beside the decoder's matmuls (benchmarks/RESULTS.md).
+    # image is what the estimate spends beside the decoder's matmuls (benchmarks/RESULTS_eval.md).
     logits = decode(z.reshape((k * b,) + z.shape[2:])).reshape(k, b, -1)
     flat_x = x.reshape(x.shape[0], -1)
     return distributions.bernoulli_log_prob(jnp.broadcast_to(flat_x, logits.shape), logits,
