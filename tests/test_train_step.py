@@ -35,6 +35,16 @@ VAE_FAMILY_LOSS = {"vae": "vae/loss", "iwae": "vae/loss", "cvae": "vae/loss",
 # weighted loss also moves with the discriminator, which trains at the same time.
 MAXIMISED = {"elbo", "labelled_elbo"}
 
+# Parametrisations run only with `pytest -m slow` (the default suite must stay under 10 minutes
+# on 2 cores): each is the costliest compile of its kind, and the default keeps a cheaper case
+# of the same mechanism (vae/cvae/iwae/aavae train; aa(iwae) takes finite and sharded steps).
+SLOW_CASES = {"aasvae", "svae", "avb", "wake_sleep", "aacvae", "aa(avb)", "aa(wake_sleep)"}
+
+
+def with_slow_cases(names):
+  """``names`` for ``pytest.mark.parametrize``, those in ``SLOW_CASES`` marked ``slow``."""
+  return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES else n for n in names]
+
 
 def test_registry_has_every_variant_of_the_paper():
   expected = {"gan", "gan_minimax", "iwgan", "cgan", "iwcgan", "infogan", "ada", "aae", "vae",
@@ -44,7 +54,8 @@ def test_registry_has_every_variant_of_the_paper():
     variants.get("wgan")
 
 
-@pytest.mark.parametrize("name", sorted(set(variants.names()) - set(VAE_FAMILY_LOSS)))
+@pytest.mark.parametrize(
+    "name", with_slow_cases(sorted(set(variants.names()) - set(VAE_FAMILY_LOSS))))
 def test_adversarial_variants_take_finite_steps(name):
   model = train_step.build(name, **TINY)
   state = model.init(jax.random.key(0))
@@ -68,7 +79,7 @@ def test_adversarial_variants_take_finite_steps(name):
     assert moved > 0, module
 
 
-@pytest.mark.parametrize("name", sorted(VAE_FAMILY_LOSS))
+@pytest.mark.parametrize("name", with_slow_cases(sorted(VAE_FAMILY_LOSS)))
 def test_variational_losses_decrease_on_a_fixed_batch(name):
   model = train_step.build(name, **TINY)
   state = model.init(jax.random.key(0))
@@ -278,6 +289,7 @@ def _float64_params(module, x, seed=1):
                                                               a.dtype), params)
 
 
+@pytest.mark.slow  # every (kernel, padding) pair; the default suite keeps the Flax comparison
 def test_subpixel_conv_transpose_equals_lax_for_every_padding():
   """Phase decomposition of a stride-2 transposed conv: kernels 3-5, every (low, high)."""
   from unigen_jax.models import backbones, kernels  # noqa: F401  pylint: disable=unused-import
