@@ -46,7 +46,8 @@ def test_aa_cvae_discriminator_sees_the_label():
   assert np.isfinite(float(metrics["discriminator/loss"]))
 
 
-@pytest.mark.parametrize("name,base", [("aavae", "vae"), ("aacvae", "cvae")])
+@pytest.mark.parametrize("name,base", [
+    ("aavae", "vae"), pytest.param("aacvae", "cvae", marks=pytest.mark.slow)])
 def test_generated_samples_do_not_move_test_time_batch_statistics(name, base):
   """After an AA step the encoder's running statistics are exactly the base model's: only
   the real batch was recorded (the generated one is normalised but not recorded)."""

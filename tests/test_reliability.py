@@ -93,7 +93,7 @@ def test_allow_config_change_restores_before_it_commits(idx_data, tmp_path):
   files = _files(run / "checkpoints")
   with pytest.raises(config_lib.ConfigError, match=r"do not fit the changed config.*Nothing was "
                                                     r"changed"):
-    train.train_and_evaluate(tiny_config("vae", idx_data, steps=8, **{"model.width": 8}),
+    train.train_and_evaluate(tiny_config("vae", idx_data, steps=8, **{"model.hidden": (24,)}),
                              str(run), allow_config_change=True)
   assert (run / "config.json").read_text() == before
   assert _files(run / "checkpoints") == files and not (run / "corrupt_checkpoints").exists()

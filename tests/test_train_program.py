@@ -33,6 +33,10 @@ def tiny_config(variant, data_dir, **overrides):
   config = default.get_config(f"{variant},mnist")
   config.data.data_dir = data_dir
   config.data.verify_checksums = False  # random IDX files standing in for MNIST
+  # The MLP networks: these tests exercise the training program (checkpoints, resumption,
+  # signals, workdirs), not the networks, and MLPs compile in about half the time of the
+  # DCGAN ones. Tests of the networks themselves build the DCGAN ones (test_train_step).
+  config.model.architecture = "mlp"
   config.model.width = 4
   config.model.hidden = (16,)
   config.batch_size = 8
@@ -69,7 +73,8 @@ def cli(args, **kwargs):
 def flags_for(variant, data_dir, workdir, steps=8, extra=()):
   return [f"--config=unigen_jax/configs/default.py:{variant},mnist", f"--workdir={workdir}",
           f"--config.data.data_dir={data_dir}", "--config.data.verify_checksums=False",
-          "--config.model.width=4", "--config.batch_size=8",
+          "--config.model.architecture=mlp", "--config.model.width=4",
+          "--config.model.hidden=(16,)", "--config.batch_size=8",
           f"--config.steps={steps}", "--config.log_every=2", "--config.checkpoint_every=4",
           "--config.sample_every=4", "--config.num_samples=16", "--config.progress=False", *extra]
 

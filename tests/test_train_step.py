@@ -37,8 +37,11 @@ MAXIMISED = {"elbo", "labelled_elbo"}
 
 # Parametrisations run only with `pytest -m slow` (the default suite must stay under 10 minutes
 # on 2 cores): each is the costliest compile of its kind, and the default keeps a cheaper case
-# of the same mechanism (vae/cvae/iwae/aavae train; aa(iwae) takes finite and sharded steps).
-SLOW_CASES = {"aasvae", "svae", "avb", "wake_sleep", "aacvae", "aa(avb)", "aa(wake_sleep)"}
+# of the same mechanism (vae/cvae/iwae/aavae train; iwgan, iwcgan and aa(iwae) take steps).
+SLOW_CASES = {"aasvae", "svae", "avb", "wake_sleep", "aacvae", "aa(avb)", "aa(wake_sleep)",
+              # transformed variants: test_transforms checks what the transforms change, and
+              # the slow sharded-step test trains every one of them
+              "iw(infogan)", "iw(aae)", "iw(ada)", "iw(ali)"}
 
 
 def with_slow_cases(names):
@@ -365,12 +368,18 @@ def test_pytorch_gan_matched_dcgan_has_the_peer_layer_sizes_and_uses_dropout():
   np.testing.assert_array_equal(train(0), train(0))
   np.testing.assert_array_equal(disc.apply(variables, x, train=False),
                                 disc.apply(variables, x, train=False))
-  step = train_step.make_train_step(model)
-  batch = {"image": np.asarray(x)}
-  new_state, metrics = step(state, batch, jax.random.key(2))
-  assert all(np.isfinite(float(v)) for v in metrics.values())
   with pytest.raises(ValueError, match="only used by architecture='dcgan_upsample'"):
     train_step.build("gan", dropout=0.25)
+
+
+@pytest.mark.slow  # a width-64 step at 32x32: the benchmark's PyTorch-GAN row times it
+def test_pytorch_gan_matched_dcgan_takes_a_finite_step():
+  model = train_step.build("gan", architecture="dcgan_upsample", width=64,
+                           image_shape=(32, 32, 1), bn_epsilon=0.8, dropout=0.25)
+  batch = {"image": np.asarray(jax.random.uniform(jax.random.key(1), (4, 32, 32, 1)))}
+  _, metrics = train_step.make_train_step(model)(model.init(jax.random.key(0)), batch,
+                                                 jax.random.key(2))
+  assert all(np.isfinite(float(v)) for v in metrics.values())
 
 
 def test_patches_conv_equals_strided_lax_conv():
@@ -400,16 +409,16 @@ def test_fast_paths_keep_the_parameter_tree_names():
   """Checkpoints written before the CPU fast paths still load: same names and shapes."""
   model = train_step.build("vae", architecture="conv", latent_dim=16, conv_channels=(8, 16),
                            deconv_start=(7, 7, 16), deconv_channels=(8,))
-  state = model.init(jax.random.key(0))
+  state = jax.eval_shape(model.init, jax.random.key(0))  # names and shapes: nothing to compute
   enc = state.params["encoder"]["ConvStackEncoderBackbone_0"]
   assert sorted(enc) == ["BatchNorm_0", "BatchNorm_1", "Conv_0", "Conv_1"]
   assert enc["Conv_1"]["kernel"].shape == (4, 4, 8, 16) and "bias" not in enc["Conv_1"]
-  gen = train_step.build("gan", width=8).init(jax.random.key(0)).params["generator"]
+  gen = jax.eval_shape(train_step.build("gan", width=8).init, jax.random.key(0)).params["generator"]
   assert sorted(gen["DCGANGeneratorBackbone_0"]) == [
       "BatchNorm_0", "BatchNorm_1", "ConvTranspose_0", "ConvTranspose_1", "Dense_0"]
 
 
-@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("conditional", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_generator_first_order_reuses_the_generator_batch_for_the_discriminator(conditional):
   """``update_order='generator_first'`` equals the hand-written PyTorch-DCGAN order.
 
@@ -491,7 +500,7 @@ def test_unknown_update_order_is_one_clear_error():
     train_step.build(frozen, **TINY, update_order="generator_first")
 
 
-@pytest.mark.parametrize("name", ["gan", "aavae", "aae"])
+@pytest.mark.parametrize("name", ["gan", "aavae", pytest.param("aae", marks=pytest.mark.slow)])
 def test_discriminator_learning_rate_sets_the_discriminator_players_step_size(name):
   """Adam's first update is ``lr * g / (|g| + eps)``: at most ``lr`` per coordinate, and
   close to it where the gradient is not tiny."""
