@@ -70,3 +70,25 @@ def test_batch_sweep_suite_runs_and_reports_examples_per_second(tmp_path):
   assert [r["batch"] for r in rows] == [8, 16]
   for r in rows:
     assert r["examples_per_s"] == r["steps_per_s"] * r["batch"] > 0
+
+
+def test_results_report_gives_every_batch_of_the_sweep_its_ratio(tmp_path, capsys):
+  """RESULTS.md's main table: one row per (configuration, batch) measured, examples/s, the
+  ratio to the fastest peer, and the rows under 1.0x named with where their cause is shown."""
+  env = {"processor": "x86_64", "platform": "Linux", "devices": ["cpu:0"], "jax": "0.10.2",
+         "flax": "0.12.8", "optax": "0.2.8", "python": "3.11.7", "time": "2026-12-03 12:00:00"}
+  ours = [{"name": "unigen_iwae_mlp_k5_pythae", "batch": b, "steps_per_s": s, "compile_s": 1.0,
+           "num_params": 10, "xla_estimate_bytes": 1e6} for b, s in ((32, 200.0), (1024, 9.0))]
+  (tmp_path / "unigen.json").write_text(json.dumps({"environment": env, "rows": ours}))
+  peers = [{"name": n, "batch": b, "median_steps_per_s": s} for n, b, s in (
+      ("pythae_iwae_mlp_k5_eager", 32, 50.0), ("pythae_iwae_mlp_k5_compile", 32, 100.0),
+      ("pythae_iwae_mlp_k5_compile", 1024, 12.0))]
+  (tmp_path / "peers.jsonl").write_text("\n".join(json.dumps(p) for p in peers) + "\n")
+  report.main(str(tmp_path))
+  text = capsys.readouterr().out
+  assert ("| pythae MLP IWAE K=5 | 32 | 200 | 6,400 | pythae_iwae_mlp_k5_compile | 100 | 2.00x | "
+          "yes | >= 1.5x | yes |") in text
+  assert ("| pythae MLP IWAE K=5 | 1024 | 9 | 9,216 | pythae_iwae_mlp_k5_compile | 12 | 0.75x | "
+          "NO | >= 1.5x | NO |") in text
+  assert "Rows below 1.0x: pythae MLP IWAE K=5 at batch 1024 (0.75x)." in text
+  assert "RESULTS_layer_scaling.md" in text

@@ -302,13 +302,10 @@ def _finish(config, model, state, workdir, data, loop, resumed_from, is_writer,
       workdir_lib.write_json_atomic(workdir / "eval.json", summary["eval"], indent=2)
     if config.sample_every:
       loop._write_samples(state, step)  # pylint: disable=protected-access
-    rows = reporting.read_metrics(workdir / "metrics.jsonl")
-    reporting.plot_curves(rows, workdir / "curves.png",
-                          title=f"{config.variant} on {config.data.dataset}")
     workdir_lib.write_json_atomic(workdir / "summary.json", summary, indent=2,
                                   default=config_lib.jsonable)
     from unigen_jax import report  # pylint: disable=g-import-not-at-top
-    report.write_report(workdir)
+    report.write_report(workdir)  # also draws curves.png from metrics.jsonl
   return summary
 
 
