@@ -170,6 +170,10 @@ PEER_MATCHED = {
     "unigen_iwae_mlp_k5_pythae": ("iwae", dict(architecture="mlp", hidden=(512,), latent_dim=16,
                                                mlp_activation="relu", learning_rate=1e-3,
                                                num_importance_samples=5)),
+    # The same, its gradient accumulated over chunks of 256 examples (one chunk up to 256).
+    "unigen_iwae_mlp_k5_pythae_microbatch256": ("iwae", dict(
+        architecture="mlp", hidden=(512,), latent_dim=16, mlp_activation="relu",
+        learning_rate=1e-3, num_importance_samples=5, microbatch_size=256)),
     # pythae conv MNIST VAE (17.2M parameters).
     "unigen_vae_conv_pythae": ("vae", dict(architecture="conv", latent_dim=16, learning_rate=1e-3)),
     # PyTorch-GAN's DCGAN at 32x32 (G 128-128-64 with upsampling + 3x3 convs, D 16-32-64-128

@@ -6,6 +6,7 @@ Ratios compare rows measured in the same session, on the same machine, at the sa
 """
 
 import json
+import os
 import pathlib
 import sys
 
@@ -17,6 +18,9 @@ PAIRS = [
      "pythae MLP VAE 784-512-16"),
     ("unigen_iwae_mlp_k5_pythae", ["pythae_iwae_mlp_k5_eager", "pythae_iwae_mlp_k5_compile"], 1.5,
      "pythae MLP IWAE K=5"),
+    ("unigen_iwae_mlp_k5_pythae_microbatch256", ["pythae_iwae_mlp_k5_eager",
+                                                 "pythae_iwae_mlp_k5_compile"], 1.5,
+     "same, microbatch_size=256 (gradient accumulated over chunks of 256)"),
     ("unigen_vae_conv_pythae", ["pythae_vae_conv_eager", "pythae_vae_conv_compile"], 1.5,
      "pythae conv MNIST VAE (17.2M)"),
     ("unigen_gan_dcgan32_pytorchgan", ["torch_dcgan_pytorchgan32_eager",
@@ -265,7 +269,8 @@ def main_sweep(out_dir: str) -> None:
   env = ours["environment"]
   rows = {(r["name"], r["batch"]): r for r in ours["rows"] if "steps_per_s" in r}
   print("# Batch sweep: unigen_jax steps next to peer implementations\n")
-  print(f"Produced by `bash benchmarks/mlp_sweep_vs_peers.sh` (the peers' `run.sh`, then "
+  command = os.environ.get("SWEEP_COMMAND", "bash benchmarks/mlp_sweep_vs_peers.sh")
+  print(f"Produced by `{command}` (the peers' `run.sh`, then "
         f"`python -m benchmarks.bench --suite=batch_sweep`, one session), then `python -m "
         f"benchmarks.report {out_dir} sweep`. Raw data: `{out_dir}/`.\n")
   print(machine(env) + "; "

@@ -530,3 +530,58 @@ def test_discriminator_learning_rate_sets_the_discriminator_players_step_size(na
     assert (moved == 0.0) if player.role == "discriminator" else moved > 1e-4, player.name
   with pytest.raises(ValueError, match="discriminator_learning_rate must be >= 0"):
     train_step.build(name, **TINY, discriminator_learning_rate=-1e-3)
+
+
+MLP_IWAE = dict(architecture="mlp", hidden=(32,), latent_dim=4, optimizer="sgd",
+                learning_rate=0.1)
+
+
+def test_microbatches_take_the_mean_gradient_over_chunks():
+  """``microbatch_size``: the step's SGD update is the mean of the chunks' gradients, each
+  chunk's noise from ``fold_in(player_key, chunk)``; at one chunk it is the plain step."""
+  batch = make_batch(n=8)
+  model = train_step.build("iwae", **MLP_IWAE, microbatch_size=4)
+  state = model.init(jax.random.key(0))
+  before = jax.tree.map(np.asarray, state.params)
+  new_state, metrics = train_step.make_train_step(model, donate=False)(state, batch,
+                                                                      jax.random.key(1))
+  player = model.players[0]
+  player_key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(jax.random.key(1), 0),
+                                                     0), 0)
+  grads, losses = [], []
+  for i in range(2):
+    chunk = jax.tree.map(lambda x: x[4 * i:4 * (i + 1)], batch)
+
+    def loss(own):
+      ctx = train_step.Context(model.variant, model.cfg, model.modules(), own, state.batch_stats,
+                               jax.random.fold_in(player_key, i), train=True)
+      return player.loss(ctx, chunk)[0]
+    value, grad = jax.value_and_grad(loss)(before)
+    grads.append(grad)
+    losses.append(float(value))
+  expected = jax.tree.map(lambda p, a, b: p - 0.1 * (a + b) / 2, before, *grads)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               new_state.params, expected)
+  np.testing.assert_allclose(float(metrics["vae/loss"]), np.mean(losses), rtol=1e-6)
+  # One chunk (microbatch_size >= batch) is the plain step, bitwise.
+  plain, whole = (train_step.build("iwae", **MLP_IWAE, microbatch_size=m) for m in (0, 8))
+  a = train_step.make_train_step(plain)(plain.init(jax.random.key(0)), batch, jax.random.key(1))
+  b = train_step.make_train_step(whole)(whole.init(jax.random.key(0)), batch, jax.random.key(1))
+  jax.tree.map(np.testing.assert_array_equal, a[0].params, b[0].params)
+
+
+def test_microbatches_are_refused_where_examples_are_coupled():
+  batch = make_batch(n=8)
+  for name, cfg, match in (
+      ("iwgan", dict(TINY), "couple the examples"),
+      ("vae", dict(TINY), "batch norm"),
+      ("iwae", dict(MLP_IWAE), "does not divide")):
+    model = train_step.build(name, **cfg, microbatch_size=3 if name == "iwae" else 4)
+    with pytest.raises(ValueError, match=match):
+      train_step.make_train_step(model)(model.init(jax.random.key(0)), batch, jax.random.key(1))
+  with pytest.raises(ValueError, match="microbatch_size must be >= 0"):
+    train_step.build("iwae", microbatch_size=-1)
+  model = train_step.build("iwae", **MLP_IWAE, microbatch_size=4)
+  with pytest.raises(ValueError, match="does not support it"):
+    train_step.make_train_step(model, parallelism="shard_map")(
+        model.init(jax.random.key(0)), batch, jax.random.key(1))

@@ -146,7 +146,11 @@ def _player_update(model: Model, modules, player, params, batch_stats, opt_state
     return loss, (metrics, ctx.batch_stats, jax.lax.stop_gradient(ctx.handoff))
 
   own = {m: params[m] for m in player.modules}
-  if axis_name is None:
+  chunks = _num_microbatches(model, batch, batch_stats, axis_name)
+  if chunks > 1:
+    (loss, (metrics, new_stats, handoff)), grads = _accumulated_value_and_grad(
+        model, modules, params, batch_stats, batch, key, own, chunks)
+  elif axis_name is None:
     (loss, (metrics, new_stats, handoff)), grads = jax.value_and_grad(objective, has_aux=True)(own)
   else:
     # Differentiate w.r.t. a device-varying copy of the (replicated) parameters: each device
@@ -161,6 +165,56 @@ def _player_update(model: Model, modules, player, params, batch_stats, opt_state
   own = optax.apply_updates(own, updates)
   metrics = dict(metrics, **{f"{player.name}/loss": loss})
   return own, new_stats, opt_state, metrics, handoff
+
+
+def _num_microbatches(model: Model, batch, batch_stats, axis_name) -> int:
+  """How many chunks ``microbatch_size`` cuts the batch into; refuses what it cannot chunk."""
+  size = model.cfg.microbatch_size
+  examples = {k: jnp.shape(v)[0] for k, v in batch.items()}
+  if not size or max(examples.values()) <= size:
+    return 1
+  if axis_name is not None:
+    raise ValueError(f"microbatch_size={size} chunks the global batch of a 'jit' or 'none' "
+                     "step; parallelism='shard_map' does not support it. Use parallelism='jit' "
+                     "or microbatch_size=0.")
+  variant = model.variant
+  if len(model.players) != 1 or variant.activation_form != "per_example":
+    raise ValueError(
+        f"microbatch_size={size}: {variant.name!r} is not a single-player mean over independent "
+        "examples (its players or its normalised weights couple the examples of a batch), so "
+        "a chunked gradient would compute something else. Use microbatch_size=0.")
+  if jax.tree.leaves(batch_stats):
+    raise ValueError(
+        f"microbatch_size={size}: the networks use batch norm, whose statistics couple the "
+        "examples of a batch. Use architecture='mlp' or microbatch_size=0.")
+  bad = {k: n for k, n in examples.items() if n % size}
+  if bad:
+    raise ValueError(f"microbatch_size={size} does not divide the batch sizes {bad}; choose "
+                     "a batch size that is a multiple of it.")
+  return max(examples.values()) // size
+
+
+def _accumulated_value_and_grad(model, modules, params, batch_stats, batch, key, own, chunks):
+  """Mean loss, mean metrics and mean gradient over ``chunks`` equal chunks of the batch."""
+  player = model.players[0]
+  split = jax.tree.map(lambda x: x.reshape((chunks, x.shape[0] // chunks) + x.shape[1:]), batch)
+
+  def body(total, inputs):
+    index, chunk = inputs
+
+    def objective(own_params):
+      ctx = Context(model.variant, model.cfg, modules, {**params, **own_params}, batch_stats,
+                    jax.random.fold_in(key, index), train=True)
+      return player.loss(ctx, chunk)
+
+    (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(own)
+    return jax.tree.map(jnp.add, total, grads), (loss, metrics)
+
+  zeros = jax.tree.map(jnp.zeros_like, own)
+  total, (losses, metrics) = jax.lax.scan(body, zeros, (jnp.arange(chunks), split))
+  mean = lambda x: jnp.mean(x, axis=0)  # noqa: E731  every chunk holds as many examples
+  return ((mean(losses), (jax.tree.map(mean, metrics), batch_stats, {})),
+          jax.tree.map(lambda g: g / chunks, total))
 
 
 def _single_step(model: Model, modules, state: TrainState, batch, key, axis_name=None,
