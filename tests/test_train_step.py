@@ -585,3 +585,31 @@ def test_microbatches_are_refused_where_examples_are_coupled():
   with pytest.raises(ValueError, match="does not support it"):
     train_step.make_train_step(model, parallelism="shard_map")(
         model.init(jax.random.key(0)), batch, jax.random.key(1))
+
+
+def test_microbatches_under_sharded_jit_match_one_device():
+  """``microbatch_size`` with the batch sharded over 8 simulated devices ('jit'): the same
+  update as on one device (the chunks are those of the global batch)."""
+  script = '''
+import jax, numpy as np, sys
+sys.path.insert(0, "tests")
+from test_train_step import MLP_IWAE, make_batch
+from unigen_jax import parallel, train_step
+model = train_step.build("iwae", **MLP_IWAE, microbatch_size=4)
+batch = make_batch(n=16)
+one, _ = train_step.make_train_step(model, parallelism="none")(
+    model.init(jax.random.key(0)), batch, jax.random.key(1))
+mesh = parallel.data_mesh()
+assert mesh.shape["batch"] == 8
+host = {k: np.asarray(v) for k, v in batch.items()}
+sharded, _ = train_step.make_train_step(model, mesh=mesh)(
+    model.init(jax.random.key(0), mesh=mesh), parallel.shard_batch(host, mesh), jax.random.key(1))
+print(max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+          for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(sharded.params))))
+'''
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-c", script], cwd=pathlib.Path(__file__).parents[1],
+                       env=env, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert float(out.stdout.split()[-1]) < 1e-5  # float rounding of the sharded sums
