@@ -26,6 +26,7 @@ temporaries) or, on GPU, the allocator's peak.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import platform
@@ -141,11 +142,13 @@ def bench_model(name: str, model: train_step.Model, batch_size: int, steps_per_c
   for field in ("steps_per_s", "min", "max"):
     result[field] *= steps_per_call  # model steps, not calls
   result["windows"] = [r * steps_per_call for r in result["windows"]]
-  if steps_per_call > 1:
+  if steps_per_call > 1 or model.cfg.microbatch_size:
     # XLA's cost analysis counts a loop body once, whatever its trip count: take the FLOPs
-    # of one step from the single-step program.
-    single = train_step.make_train_step(model, mesh=mesh)
-    one = parallel.shard_batch({k: v[0] for k, v in host.items()}, mesh)
+    # of one step from the single-step program without microbatches (the same arithmetic).
+    plain = train_step.Model(model.variant, dataclasses.replace(model.cfg, microbatch_size=0))
+    single = train_step.make_train_step(plain, mesh=mesh)
+    one = parallel.shard_batch({k: v[0] for k, v in host.items()} if steps_per_call > 1
+                               else host, mesh)
     flops_per_step = _flops(single.lower(holder["state"], one, key).compile())
   else:
     flops_per_step = _flops(compiled)
