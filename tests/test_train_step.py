@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -572,13 +573,12 @@ def test_microbatches_take_the_mean_gradient_over_chunks():
 
 def test_microbatches_are_refused_where_examples_are_coupled():
   batch = make_batch(n=8)
-  for name, cfg, match in (
-      ("iwgan", dict(TINY), "couple the examples"),
-      ("vae", dict(TINY), "batch norm"),
-      ("iwae", dict(MLP_IWAE), "does not divide")):
-    model = train_step.build(name, **cfg, microbatch_size=3 if name == "iwae" else 4)
-    with pytest.raises(ValueError, match=match):
-      train_step.make_train_step(model)(model.init(jax.random.key(0)), batch, jax.random.key(1))
+  for name, match in (("iwgan", "couple the examples"), ("vae", "batch norm")):
+    with pytest.raises(ValueError, match=match):  # at build: before any step or file
+      train_step.build(name, **TINY, microbatch_size=4)
+  model = train_step.build("iwae", **MLP_IWAE, microbatch_size=3)
+  with pytest.raises(ValueError, match="does not divide"):
+    train_step.make_train_step(model)(model.init(jax.random.key(0)), batch, jax.random.key(1))
   with pytest.raises(ValueError, match="microbatch_size must be >= 0"):
     train_step.build("iwae", microbatch_size=-1)
   model = train_step.build("iwae", **MLP_IWAE, microbatch_size=4)
@@ -613,3 +613,19 @@ print(max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                        env=env, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   assert float(out.stdout.split()[-1]) < 1e-5  # float rounding of the sharded sums
+
+
+def test_microbatch_config_errors_come_before_any_file():
+  """The training program's config check names the field (one line, exit 2 in the CLI)."""
+  from unigen_jax import config as config_lib
+  cases = (("gan,mnist", {}, "config.model: microbatch_size=4: 'gan'"),
+           ("iwae,mnist", {"parallelism": "shard_map"}, "config.parallelism='shard_map'"),
+           ("iwae,mnist", {"batch_size": 6}, "config.batch_size=6: must be a multiple"))
+  for arg, overrides, message in cases:
+    config = config_lib.get_config(arg)
+    config.model.microbatch_size = 4
+    config.model.architecture = "mlp"
+    for field, value in overrides.items():
+      config[field] = value
+    with pytest.raises(config_lib.ConfigError, match=re.escape(message)):
+      config_lib.resolve_config(config)

@@ -28,6 +28,7 @@ from ml_collections.config_dict import placeholder
 
 from unigen_jax import input_pipeline
 from unigen_jax import metrics as metric_lib
+from unigen_jax import train_step
 from unigen_jax import variants
 
 DEFAULT_VARIANT = "vae"  # of ``get_config()`` without an argument
@@ -228,8 +229,15 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
     model_cfg = variant.resolve(variants.ModelConfig(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in model.items()}))
     variant.players_for(model_cfg)  # a bad update_order fails here, before any file is written
+    train_step.Model(variant, model_cfg)  # and so does a microbatch_size it cannot chunk
   except (TypeError, ValueError) as err:
     raise ConfigError(f"config.model: {err}") from None
+  if model_cfg.microbatch_size:
+    require(config.parallelism != "shard_map", "parallelism",
+            "model.microbatch_size chunks the global batch of a 'jit' or 'none' step; use one.")
+    require(config.batch_size <= model_cfg.microbatch_size
+            or config.batch_size % model_cfg.microbatch_size == 0, "batch_size",
+            f"must be a multiple of model.microbatch_size={model_cfg.microbatch_size}.")
   for field in ("latent_dim", "learning_rate", "b1"):  # record the variant's defaults
     config.model[field] = getattr(model_cfg, field)
 

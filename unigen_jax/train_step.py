@@ -71,6 +71,8 @@ class Model:
     self.cfg = variant.resolve(cfg)
     self.players = variant.players_for(self.cfg)  # in the configured update order
     self.optimizers = {p.name: variant.optimizer(self.cfg, p) for p in self.players}
+    if self.cfg.microbatch_size:
+      _check_microbatches(self)
 
   def modules(self, bn_axis_name: Optional[str] = None):
     return {name: spec.build(self.cfg, bn_axis_name) for name, spec in self.variant.modules.items()}
@@ -146,7 +148,7 @@ def _player_update(model: Model, modules, player, params, batch_stats, opt_state
     return loss, (metrics, ctx.batch_stats, jax.lax.stop_gradient(ctx.handoff))
 
   own = {m: params[m] for m in player.modules}
-  chunks = _num_microbatches(model, batch, batch_stats, axis_name)
+  chunks = _num_microbatches(model, batch, axis_name)
   if chunks > 1:
     (loss, (metrics, new_stats, handoff)), grads = _accumulated_value_and_grad(
         model, modules, params, batch_stats, batch, key, own, chunks)
@@ -167,8 +169,22 @@ def _player_update(model: Model, modules, player, params, batch_stats, opt_state
   return own, new_stats, opt_state, metrics, handoff
 
 
-def _num_microbatches(model: Model, batch, batch_stats, axis_name) -> int:
-  """How many chunks ``microbatch_size`` cuts the batch into; refuses what it cannot chunk."""
+def _check_microbatches(model: Model) -> None:
+  """Refuses a ``microbatch_size`` where chunking the batch would compute something else."""
+  size, variant = model.cfg.microbatch_size, model.variant
+  if len(model.players) != 1 or variant.activation_form != "per_example":
+    raise ValueError(
+        f"microbatch_size={size}: {variant.name!r} is not a single-player mean over independent "
+        "examples (its players or its normalised weights couple the examples of a batch), so "
+        "a chunked gradient would compute something else. Use microbatch_size=0.")
+  if jax.tree.leaves(jax.eval_shape(model.init, jax.random.key(0)).batch_stats):
+    raise ValueError(
+        f"microbatch_size={size}: the networks use batch norm, whose statistics couple the "
+        "examples of a batch. Use architecture='mlp' or microbatch_size=0.")
+
+
+def _num_microbatches(model: Model, batch, axis_name) -> int:
+  """How many chunks ``microbatch_size`` cuts the batch into (the model was checked at build)."""
   size = model.cfg.microbatch_size
   examples = {k: jnp.shape(v)[0] for k, v in batch.items()}
   if not size or max(examples.values()) <= size:
@@ -177,16 +193,6 @@ def _num_microbatches(model: Model, batch, batch_stats, axis_name) -> int:
     raise ValueError(f"microbatch_size={size} chunks the global batch of a 'jit' or 'none' "
                      "step; parallelism='shard_map' does not support it. Use parallelism='jit' "
                      "or microbatch_size=0.")
-  variant = model.variant
-  if len(model.players) != 1 or variant.activation_form != "per_example":
-    raise ValueError(
-        f"microbatch_size={size}: {variant.name!r} is not a single-player mean over independent "
-        "examples (its players or its normalised weights couple the examples of a batch), so "
-        "a chunked gradient would compute something else. Use microbatch_size=0.")
-  if jax.tree.leaves(batch_stats):
-    raise ValueError(
-        f"microbatch_size={size}: the networks use batch norm, whose statistics couple the "
-        "examples of a batch. Use architecture='mlp' or microbatch_size=0.")
   bad = {k: n for k, n in examples.items() if n % size}
   if bad:
     raise ValueError(f"microbatch_size={size} does not divide the batch sizes {bad}; choose "
