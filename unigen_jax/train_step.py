@@ -141,7 +141,7 @@ def _player_update(model: Model, modules, player, params, batch_stats, opt_state
                    axis_name, num_shards, received):
   """Gradient of one player's loss w.r.t. its own networks, and the optimizer update."""
 
-  def objective(own_params):
+  def objective(own_params, key=key, batch=batch):
     ctx = Context(model.variant, model.cfg, modules, {**params, **own_params}, batch_stats, key,
                   train=True, axis_name=axis_name, num_shards=num_shards, received=received)
     loss, metrics = player.loss(ctx, batch)
@@ -150,8 +150,8 @@ def _player_update(model: Model, modules, player, params, batch_stats, opt_state
   own = {m: params[m] for m in player.modules}
   chunks = _num_microbatches(model, batch, axis_name)
   if chunks > 1:
-    (loss, (metrics, new_stats, handoff)), grads = _accumulated_value_and_grad(
-        model, modules, params, batch_stats, batch, key, own, chunks)
+    (loss, metrics), grads = _accumulated_value_and_grad(objective, own, batch, key, chunks)
+    new_stats, handoff = batch_stats, {}  # none to update or hand on (_check_microbatches)
   elif axis_name is None:
     (loss, (metrics, new_stats, handoff)), grads = jax.value_and_grad(objective, has_aux=True)(own)
   else:
@@ -200,27 +200,24 @@ def _num_microbatches(model: Model, batch, axis_name) -> int:
   return max(examples.values()) // size
 
 
-def _accumulated_value_and_grad(model, modules, params, batch_stats, batch, key, own, chunks):
-  """Mean loss, mean metrics and mean gradient over ``chunks`` equal chunks of the batch."""
-  player = model.players[0]
+def _accumulated_value_and_grad(objective, own, batch, key, chunks):
+  """``(loss, metrics), grads`` of ``objective`` as means over ``chunks`` equal chunks of the batch.
+
+  ``objective(own, key, batch) -> (loss, (metrics, ...))``; chunk ``i`` draws its noise from
+  ``fold_in(key, i)``.
+  """
   split = jax.tree.map(lambda x: x.reshape((chunks, x.shape[0] // chunks) + x.shape[1:]), batch)
 
   def body(total, inputs):
     index, chunk = inputs
-
-    def objective(own_params):
-      ctx = Context(model.variant, model.cfg, modules, {**params, **own_params}, batch_stats,
-                    jax.random.fold_in(key, index), train=True)
-      return player.loss(ctx, chunk)
-
-    (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(own)
+    (loss, (metrics, *_)), grads = jax.value_and_grad(objective, has_aux=True)(
+        own, jax.random.fold_in(key, index), chunk)
     return jax.tree.map(jnp.add, total, grads), (loss, metrics)
 
-  zeros = jax.tree.map(jnp.zeros_like, own)
-  total, (losses, metrics) = jax.lax.scan(body, zeros, (jnp.arange(chunks), split))
+  total, (losses, metrics) = jax.lax.scan(body, jax.tree.map(jnp.zeros_like, own),
+                                          (jnp.arange(chunks), split))
   mean = lambda x: jnp.mean(x, axis=0)  # noqa: E731  every chunk holds as many examples
-  return ((mean(losses), (jax.tree.map(mean, metrics), batch_stats, {})),
-          jax.tree.map(lambda g: g / chunks, total))
+  return (mean(losses), jax.tree.map(mean, metrics)), jax.tree.map(lambda g: g / chunks, total)
 
 
 def _single_step(model: Model, modules, state: TrainState, batch, key, axis_name=None,
