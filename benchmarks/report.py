@@ -37,8 +37,18 @@ BELOW_PARITY_NOTE = (
     "Their causes, measured: the convolutions' kernels (XLA:CPU's Eigen convolutions reach "
     "0.32-0.56 of the matmul rate and grow super-linearly with the batch, XLA's own lax "
     "convolutions included: `benchmarks/RESULTS_layer_scaling.md`; the alternative oneDNN / "
-    "XNNPACK paths gain nothing: `benchmarks/RESULTS_xla_flags.md`) and, for IWAE, the "
-    "[K, B, 784] intermediates outgrowing the caches (`benchmarks/RESULTS_mlp_sweep.md`).")
+    "XNNPACK paths gain nothing: `benchmarks/RESULTS_xla_flags.md`) and, for IWAE, a whole "
+    "step that costs more per example at large batches than its pieces do alone, most of it "
+    "removed by `microbatch_size` (`benchmarks/RESULTS_iwae_large_batch.md`).")
+
+
+def paired_rows(rows: dict, peers: dict):
+  """``(what, target, batch, ours, fastest peer or None)`` for every measured row of PAIRS."""
+  for name, peer_names, target, what in PAIRS:
+    for batch in sorted({b for n, b in rows if n == name}):
+      candidates = [peers[(p, batch)] for p in peer_names if (p, batch) in peers]
+      best = max(candidates, key=lambda r: r["median_steps_per_s"]) if candidates else None
+      yield what, target, batch, rows[(name, batch)], best
 
 
 def machine(env: dict) -> str:
@@ -143,22 +153,18 @@ def main(out_dir: str) -> None:
         "compile) | peer steps/s | ratio | >= 1.0x | target | met |")
   print("|---|---|---|---|---|---|---|---|---|---|")
   below = []
-  for name, peer_names, target, what in PAIRS:
-    for batch in sorted({b for n, b in rows if n == name}):
-      mine = rows[(name, batch)]
-      candidates = [peers[(p, batch)] for p in peer_names if (p, batch) in peers]
-      if not candidates:
-        print(f"| {what} | {batch} | {mine['steps_per_s']:.3g} | "
-              f"{mine['steps_per_s'] * batch:,.0f} | not measured | - | - | - | >= {target}x | - |")
-        continue
-      best = max(candidates, key=lambda r: r["median_steps_per_s"])
-      ratio = mine["steps_per_s"] / best["median_steps_per_s"]
-      if ratio < 1.0:
-        below.append((what, batch, ratio))
+  for what, target, batch, mine, best in paired_rows(rows, peers):
+    if best is None:
       print(f"| {what} | {batch} | {mine['steps_per_s']:.3g} | "
-            f"{mine['steps_per_s'] * batch:,.0f} | {best['name']} | "
-            f"{best['median_steps_per_s']:.3g} | {ratio:.2f}x | {'yes' if ratio >= 1.0 else 'NO'} "
-            f"| >= {target}x | {'yes' if ratio >= target else 'NO'} |")
+            f"{mine['steps_per_s'] * batch:,.0f} | not measured | - | - | - | >= {target}x | - |")
+      continue
+    ratio = mine["steps_per_s"] / best["median_steps_per_s"]
+    if ratio < 1.0:
+      below.append((what, batch, ratio))
+    print(f"| {what} | {batch} | {mine['steps_per_s']:.3g} | "
+          f"{mine['steps_per_s'] * batch:,.0f} | {best['name']} | "
+          f"{best['median_steps_per_s']:.3g} | {ratio:.2f}x | {'yes' if ratio >= 1.0 else 'NO'} "
+          f"| >= {target}x | {'yes' if ratio >= target else 'NO'} |")
   print()
   if below:
     print("Rows below 1.0x: " + "; ".join(f"{what} at batch {b} ({r:.2f}x)"
@@ -278,13 +284,8 @@ def main_sweep(out_dir: str) -> None:
   print("| configuration | batch | unigen_jax steps/s | examples/s | peer (fastest) | peer "
         "steps/s | ratio |")
   print("|---|---|---|---|---|---|---|")
-  for ours_name, peer_names, _, what in PAIRS:
-    for batch in sorted({b for n, b in rows if n == ours_name}):
-      r = rows[(ours_name, batch)]
-      candidates = [peers[(p, batch)] for p in peer_names if (p, batch) in peers]
-      if not candidates:
-        continue
-      best = max(candidates, key=lambda c: c["median_steps_per_s"])
+  for what, _, batch, r, best in paired_rows(rows, peers):
+    if best is not None:
       print(f"| {what} | {batch} | {r['steps_per_s']:.3g} | {r['steps_per_s'] * batch:,.0f} | "
             f"{best['name']} | {best['median_steps_per_s']:.3g} | "
             f"{r['steps_per_s'] / best['median_steps_per_s']:.2f}x |")
