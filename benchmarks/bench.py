@@ -179,6 +179,10 @@ PEER_MATCHED = {
         learning_rate=1e-3, num_importance_samples=5, microbatch_size=256)),
     # pythae conv MNIST VAE (17.2M parameters).
     "unigen_vae_conv_pythae": ("vae", dict(architecture="conv", latent_dim=16, learning_rate=1e-3)),
+    # The same, each convolution over chunks of at most 64 examples (conv_batch_chunk: the
+    # same function; 64 the fastest of 16/32/64 at batch 64 and 256 for this network).
+    "unigen_vae_conv_pythae_convchunk64": ("vae", dict(architecture="conv", latent_dim=16,
+                                                       learning_rate=1e-3, conv_batch_chunk=64)),
     # PyTorch-GAN's DCGAN at 32x32 (G 128-128-64 with upsampling + 3x3 convs, D 16-32-64-128
     # with Dropout2d 0.25, BN eps 0.8, latent 100, Adam 2e-4/0.5): one G update, then one D
     # update on the same (detached) fakes, the peer's order; '_dfirst': our default order
@@ -189,6 +193,11 @@ PEER_MATCHED = {
     "unigen_gan_dcgan32_pytorchgan_dfirst": ("gan", dict(architecture="dcgan_upsample", width=64,
                                                          image_shape=(32, 32, 1), bn_epsilon=0.8,
                                                          dropout=0.25)),
+    # The peer's order, each convolution over chunks of at most 16 examples (the fastest of
+    # 8/16/32/64 at batches 32-128 for this network).
+    "unigen_gan_dcgan32_pytorchgan_convchunk16": ("gan", dict(
+        architecture="dcgan_upsample", width=64, image_shape=(32, 32, 1), bn_epsilon=0.8,
+        dropout=0.25, update_order="generator_first", conv_batch_chunk=16)),
     # The paper's DCGAN (28x28, width 64): our GAN step, for the FLOP utilisation.
     "unigen_gan_dcgan28": ("gan", dict(width=64)),
     "unigen_iwgan_dcgan28": ("iwgan", dict(width=64)),

@@ -23,9 +23,14 @@ PAIRS = [
      "same, microbatch_size=256 (gradient accumulated over chunks of 256)"),
     ("unigen_vae_conv_pythae", ["pythae_vae_conv_eager", "pythae_vae_conv_compile"], 1.5,
      "pythae conv MNIST VAE (17.2M)"),
+    ("unigen_vae_conv_pythae_convchunk64", ["pythae_vae_conv_eager", "pythae_vae_conv_compile"],
+     1.5, "same, conv_batch_chunk=64 (each convolution over chunks of 64 examples)"),
     ("unigen_gan_dcgan32_pytorchgan", ["torch_dcgan_pytorchgan32_eager",
                                        "torch_dcgan_pytorchgan32_compile"], 1.5,
      "PyTorch-GAN DCGAN 32x32 (one G + one D update, the peer's order)"),
+    ("unigen_gan_dcgan32_pytorchgan_convchunk16", ["torch_dcgan_pytorchgan32_eager",
+                                                   "torch_dcgan_pytorchgan32_compile"], 1.5,
+     "same, conv_batch_chunk=16 (each convolution over chunks of 16 examples)"),
     ("unigen_gan_dcgan32_pytorchgan_dfirst", ["torch_dcgan_pytorchgan32_eager",
                                               "torch_dcgan_pytorchgan32_compile"], 1.5,
      "same, our default order (D first on its own fakes, then G)"),
@@ -36,8 +41,10 @@ PAIRS = [
 BELOW_PARITY_NOTE = (
     "Their causes, measured: the convolutions' kernels (XLA:CPU's Eigen convolutions reach "
     "0.32-0.56 of the matmul rate and grow super-linearly with the batch, XLA's own lax "
-    "convolutions included: `benchmarks/RESULTS_layer_scaling.md`; the alternative oneDNN / "
-    "XNNPACK paths gain nothing: `benchmarks/RESULTS_xla_flags.md`) and, for IWAE, a whole "
+    "convolutions included: `benchmarks/RESULTS_layer_scaling.md`; over chunks of the batch "
+    "(`conv_batch_chunk`) they stay on their fast path: `benchmarks/RESULTS_conv_batch_chunk.md`; "
+    "the alternative oneDNN / XNNPACK paths gain nothing: `benchmarks/RESULTS_xla_flags.md`) "
+    "and, for IWAE, a whole "
     "step that costs more per example at large batches than its pieces do alone, most of it "
     "removed by `microbatch_size` (`benchmarks/RESULTS_iwae_large_batch.md`).")
 

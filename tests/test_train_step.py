@@ -423,6 +423,115 @@ def test_fast_paths_keep_the_parameter_tree_names():
       "BatchNorm_0", "BatchNorm_1", "ConvTranspose_0", "ConvTranspose_1", "Dense_0"]
 
 
+def test_over_batch_chunks_is_the_same_function_over_interleaved_chunks():
+  """``kernels.over_batch_chunks``: ``fn`` over equal interleaved chunks of at most ``chunk``
+  examples equals ``fn`` over the batch (float64, to 1e-12), gradients included."""
+  from unigen_jax.models import kernels
+  rng = np.random.default_rng(0)
+  with jax.enable_x64(True):
+    kernel = jnp.asarray(rng.normal(size=(4, 4, 3, 5)))
+    conv = lambda k: (lambda v: kernels.conv_transpose(v, k, 2, ((2, 2), (2, 2)), "subpixel"))  # noqa: E731
+    # (batch, chunk) -> chunk sizes: 8 in 4 chunks of 2; 7 (prime) in 7 of 1; one call.
+    for batch, chunk, sizes in ((8, 3, [2] * 4), (8, 4, [4] * 2), (7, 2, [1] * 7),
+                                (6, 6, [6]), (6, 0, [6])):
+      x = jnp.asarray(rng.normal(size=(batch, 5, 5, 3)))
+      seen = []
+      out = kernels.over_batch_chunks(lambda v: seen.append(v) or conv(kernel)(v), x, chunk)
+      assert [v.shape[0] for v in seen] == sizes
+      for j, v in enumerate(seen):  # chunk j holds examples j, j + n, j + 2n, ...
+        np.testing.assert_array_equal(v, x[j::len(seen)])
+      np.testing.assert_allclose(out, conv(kernel)(x), rtol=1e-12, atol=1e-12)
+      loss = lambda k, x, c: jnp.sum(jnp.sin(kernels.over_batch_chunks(conv(k), x, c)))  # noqa: E731
+      for a, b in zip(jax.grad(loss, argnums=(0, 1))(kernel, x, chunk),
+                      jax.grad(loss, argnums=(0, 1))(kernel, x, 0)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+  with pytest.raises(ValueError, match="chunk must be >= 0"):
+    kernels.over_batch_chunks(conv(kernel), x, -1)
+
+
+CHUNKED_ARCHITECTURES = {
+    "dcgan": ("gan", dict(width=4), (28, 28, 1)),
+    "dcgan_upsample": ("gan", dict(architecture="dcgan_upsample", width=8,
+                                   image_shape=(32, 32, 1)), (32, 32, 1)),
+    "conv": ("vae", dict(architecture="conv", latent_dim=4, conv_channels=(8, 16),
+                         deconv_start=(7, 7, 16), deconv_channels=(8,)), (28, 28, 1)),
+}
+
+
+@pytest.mark.parametrize("architecture", [
+    "dcgan", "conv", pytest.param("dcgan_upsample", marks=pytest.mark.slow)])
+def test_conv_batch_chunk_computes_the_same_networks_in_float64(architecture):
+  """Every conv backbone with ``batch_chunk``: the same outputs and parameter gradients as
+  without (float64, to 1e-10) in training mode, i.e. with batch norm over the whole batch:
+  generator -> discriminator (GANs), decoder -> encoder (the conv VAE's)."""
+  from unigen_jax.models import backbones
+  _, kw, shape = CHUNKED_ARCHITECTURES[architecture]
+  f64 = dict(dtype=jnp.float64)
+  if architecture == "dcgan":
+    first = lambda c: backbones.DCGANGeneratorBackbone(shape, 4, batch_chunk=c, **f64)  # noqa: E731
+    second = lambda c: backbones.DCGANDiscriminatorBackbone(shape, 4, batch_chunk=c, **f64)  # noqa: E731
+  elif architecture == "dcgan_upsample":
+    first = lambda c: backbones.UpsampleGeneratorBackbone(shape, 8, 0.8, batch_chunk=c, **f64)  # noqa: E731
+    second = lambda c: backbones.UpsampleDiscriminatorBackbone(8, 0.0, 0.8, batch_chunk=c, **f64)  # noqa: E731
+  else:
+    first = lambda c: backbones.ConvStackDecoderBackbone(shape, (7, 7, 16), (8,),  # noqa: E731
+                                                         batch_chunk=c, **f64)
+    second = lambda c: backbones.ConvStackEncoderBackbone((8, 16), batch_chunk=c, **f64)  # noqa: E731
+  inputs = (8, 6)
+  with jax.enable_x64(True):
+    x = jax.random.normal(jax.random.key(0), inputs, jnp.float64)
+    params_a = first(0).init(jax.random.key(1), x, True)
+    mid = first(0).apply(params_a, x, True, mutable=["batch_stats"])[0]
+    params_b = second(0).init(jax.random.key(2), mid, True)
+    params = jax.tree.map(lambda a: a.astype(jnp.float64) + 0.1, (params_a, params_b))
+
+    def loss(params, c):
+      h, stats_a = first(c).apply(params[0], x, True, mutable=["batch_stats"])
+      out, stats_b = second(c).apply(params[1], h, True, mutable=["batch_stats"])
+      return jnp.sum(jnp.sin(out)), (out, stats_a, stats_b)
+
+    (value, aux), grads = jax.value_and_grad(loss, has_aux=True)(params, 0)
+    (value_c, aux_c), grads_c = jax.value_and_grad(loss, has_aux=True)(params, 3)
+    assert aux[0].dtype == jnp.float64
+    check = lambda a, b: np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-10)  # noqa: E731
+    check(value, value_c)
+    jax.tree.map(check, aux, aux_c)
+    jax.tree.map(check, grads, grads_c)
+
+
+def test_conv_batch_chunk_reaches_every_convolution_of_the_step():
+  """``model.conv_batch_chunk`` in a variant's step: the same parameter tree and initial
+  values (bitwise), 4x the convolutions (batch 8 in 4 chunks of 2), the same metrics up to
+  float32 rounding."""
+  batch = make_batch(n=8)
+  convolutions, results = [], []
+  for chunk in (0, 3):
+    model = train_step.build("gan", **TINY, conv_batch_chunk=chunk)
+    state = model.init(jax.random.key(0))
+    step = train_step.make_train_step(model, donate=False)
+    convolutions.append(step.lower(state, batch, jax.random.key(1)).as_text().count(
+        "stablehlo.convolution"))
+    results.append((state,) + step(state, batch, jax.random.key(1)))
+  (init, _, metrics), (init_c, _, metrics_c) = results
+  assert jax.tree.structure(init.params) == jax.tree.structure(init_c.params)
+  jax.tree.map(np.testing.assert_array_equal, init.params, init_c.params)
+  assert convolutions[0] > 0 and convolutions[1] == 4 * convolutions[0], convolutions
+  for key in metrics:
+    np.testing.assert_allclose(metrics_c[key], metrics[key], rtol=1e-5, atol=1e-6)
+
+
+def test_conv_batch_chunk_is_checked_and_may_change_on_resume():
+  from unigen_jax import config as config_lib
+  with pytest.raises(ValueError, match="conv_batch_chunk must be >= 0"):
+    train_step.build("gan", conv_batch_chunk=-1)
+  config = config_lib.get_config("gan")
+  stored = config_lib.to_json(config)
+  config.model.conv_batch_chunk = 32  # the same function: e.g. a CPU run resumed on a GPU
+  assert config_lib.check_resume_compatible(stored, config) == []
+  config.model.width = 32
+  assert config_lib.check_resume_compatible(stored, config) == ["model.width"]
+
+
 @pytest.mark.parametrize("conditional", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_generator_first_order_reuses_the_generator_batch_for_the_discriminator(conditional):
   """``update_order='generator_first'`` equals the hand-written PyTorch-DCGAN order.

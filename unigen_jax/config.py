@@ -36,7 +36,9 @@ DEFAULT_VARIANT = "vae"  # of ``get_config()`` without an argument
 # Fields that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_FIELDS = {"steps", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every",
                     "num_samples", "progress", "data.prefetch", "data.data_dir",
-                    "data.verify_checksums"}
+                    "data.verify_checksums",
+                    # the same function, another speed (e.g. resuming a CPU run on a GPU)
+                    "model.conv_batch_chunk"}
 RESUMABLE_PREFIXES = ("eval.", "validation.")
 
 # ModelConfig fields the config leaves to the dataset (None: the dataset's value).

@@ -75,6 +75,16 @@ class ModelConfig:
       networks without batch norm (``architecture='mlp'``), in a ``'jit'`` or ``'none'``
       step; anything else is refused. Not bitwise the unchunked step (another summation
       order, other noise draws).
+    conv_batch_chunk: ``0`` (default): each convolution runs over the whole batch at once.
+      ``c > 0``: every convolution of the conv architectures (``'dcgan'``,
+      ``'dcgan_upsample'``, ``'conv'``) runs as one call per chunk of at most ``c``
+      examples, unrolled in the same program (``kernels.over_batch_chunks``). XLA:CPU's
+      convolutions cost more per example as the batch grows; over chunks of 16-64 they stay
+      on their fast path (``benchmarks/RESULTS_conv_batch_chunk.md``). Batch norm and
+      everything else still see the whole batch: the same function and the same
+      mathematics for every variant, not bitwise (a shared kernel's gradient is summed
+      over the chunks). Ignored by ``'mlp'``. A CPU setting: accelerators want the whole
+      batch.
   """
   image_shape: tuple = (28, 28, 1)
   num_classes: int = 10
@@ -109,6 +119,7 @@ class ModelConfig:
   dtype: str = "float32"
   update_order: str = "default"
   microbatch_size: int = 0
+  conv_batch_chunk: int = 0
 
   def __post_init__(self):
     object.__setattr__(self, "image_shape", tuple(int(d) for d in self.image_shape))
@@ -138,6 +149,9 @@ class ModelConfig:
     if self.microbatch_size < 0:
       raise ValueError(f"microbatch_size must be >= 0 (0: no accumulation), got "
                        f"{self.microbatch_size}.")
+    if self.conv_batch_chunk < 0:
+      raise ValueError(f"conv_batch_chunk must be >= 0 (0: whole-batch convolutions), got "
+                       f"{self.conv_batch_chunk}.")
     for name in ("latent_dim",):
       if getattr(self, name) is not None and getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")

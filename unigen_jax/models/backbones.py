@@ -74,14 +74,16 @@ class DCGANDiscriminatorBackbone(nn.Module):
   width: int = 64
   bn_axis_name: Optional[str] = None
   dtype: jnp.dtype = jnp.float32
+  batch_chunk: int = 0  # convolutions over chunks of this many examples (0: whole batch)
 
   @nn.compact
   def __call__(self, x, train: bool):
     levels, _ = _levels(self.image_shape)
     for level in range(levels):
       # No bias where batch norm follows: its gradient is exactly zero there.
-      x = nn.Conv(self.width * 2 ** level, (4, 4), strides=(2, 2), padding="SAME",
-                  use_bias=level == 0, kernel_init=dcgan_init, dtype=self.dtype)(x)
+      conv = nn.Conv(self.width * 2 ** level, (4, 4), strides=(2, 2), padding="SAME",
+                     use_bias=level == 0, kernel_init=dcgan_init, dtype=self.dtype)
+      x = kernels.over_batch_chunks(conv, x, self.batch_chunk)
       if level > 0:
         x = BatchNorm(self.bn_axis_name, self.dtype)(x, train)
       x = nn.leaky_relu(x, 0.2)
@@ -99,6 +101,7 @@ class DCGANGeneratorBackbone(nn.Module):
   width: int = 64
   bn_axis_name: Optional[str] = None
   dtype: jnp.dtype = jnp.float32
+  batch_chunk: int = 0  # convolutions over chunks of this many examples (0: whole batch)
 
   @nn.compact
   def __call__(self, z, train: bool):
@@ -111,10 +114,11 @@ class DCGANGeneratorBackbone(nn.Module):
     # Named as nn.ConvTranspose would be, so parameter trees (and checkpoints) keep their names.
     for index, level in enumerate(reversed(range(1, levels))):
       x = SubpixelConvTranspose(self.width * 2 ** (level - 1), use_bias=False,
-                                dtype=self.dtype, name=f"ConvTranspose_{index}")(x)
+                                dtype=self.dtype, batch_chunk=self.batch_chunk,
+                                name=f"ConvTranspose_{index}")(x)
       x = nn.relu(BatchNorm(self.bn_axis_name, self.dtype)(x, train))
     x = SubpixelConvTranspose(self.image_shape[-1], dtype=self.dtype,
-                              name=f"ConvTranspose_{levels - 1}")(x)
+                              batch_chunk=self.batch_chunk, name=f"ConvTranspose_{levels - 1}")(x)
     return x.astype(jnp.float32)
 
 
@@ -134,12 +138,14 @@ class UpsampleDiscriminatorBackbone(nn.Module):
   bn_epsilon: float = 1e-5
   bn_axis_name: Optional[str] = None
   dtype: jnp.dtype = jnp.float32
+  batch_chunk: int = 0  # convolutions over chunks of this many examples (0: whole batch)
 
   @nn.compact
   def __call__(self, x, train: bool):
     for level, factor in enumerate((0.25, 0.5, 1, 2)):
-      x = nn.Conv(max(1, int(self.width * factor)), (3, 3), strides=(2, 2),
-                  padding=((1, 1), (1, 1)), kernel_init=dcgan_init, dtype=self.dtype)(x)
+      conv = nn.Conv(max(1, int(self.width * factor)), (3, 3), strides=(2, 2),
+                     padding=((1, 1), (1, 1)), kernel_init=dcgan_init, dtype=self.dtype)
+      x = kernels.over_batch_chunks(conv, x, self.batch_chunk)
       x = nn.leaky_relu(x, 0.2)
       if self.dropout > 0:
         x = nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)(x)
@@ -174,12 +180,14 @@ class UpsampleConv(nn.Module):
   use_bias: bool = True
   method: str = "subpixel"
   dtype: jnp.dtype = jnp.float32
+  batch_chunk: int = 0  # convolutions over chunks of this many examples (0: whole batch)
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param("kernel", dcgan_init, (3, 3, x.shape[-1], self.features))
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    return _add_bias(self, kernels.upsample_conv(x, kernel, self.method))
+    return _add_bias(self, kernels.over_batch_chunks(
+        lambda v: kernels.upsample_conv(v, kernel, self.method), x, self.batch_chunk))
 
 
 class UpsampleGeneratorBackbone(nn.Module):
@@ -198,6 +206,7 @@ class UpsampleGeneratorBackbone(nn.Module):
   bn_axis_name: Optional[str] = None
   dtype: jnp.dtype = jnp.float32
   upsample_method: str = "subpixel"  # see UpsampleConv
+  batch_chunk: int = 0  # convolutions over chunks of this many examples (0: whole batch)
 
   @nn.compact
   def __call__(self, z, train: bool):
@@ -211,11 +220,12 @@ class UpsampleGeneratorBackbone(nn.Module):
     # PyTorch-GAN's first batch norm uses the default epsilon; only the later ones 0.8.
     x = BatchNorm(self.bn_axis_name, self.dtype)(x, train)
     for width in (top, self.width):
-      x = UpsampleConv(width, use_bias=False, method=self.upsample_method, dtype=self.dtype)(x)
+      x = UpsampleConv(width, use_bias=False, method=self.upsample_method, dtype=self.dtype,
+                       batch_chunk=self.batch_chunk)(x)
       x = nn.leaky_relu(BatchNorm(self.bn_axis_name, self.dtype, self.bn_epsilon)(x, train), 0.2)
-    x = nn.Conv(self.image_shape[-1], (3, 3), padding=((1, 1), (1, 1)), kernel_init=dcgan_init,
-                dtype=self.dtype)(x)
-    return x.astype(jnp.float32)
+    conv = nn.Conv(self.image_shape[-1], (3, 3), padding=((1, 1), (1, 1)),
+                   kernel_init=dcgan_init, dtype=self.dtype)
+    return kernels.over_batch_chunks(conv, x, self.batch_chunk).astype(jnp.float32)
 
 
 class SubpixelConvTranspose(nn.Module):
@@ -235,13 +245,16 @@ class SubpixelConvTranspose(nn.Module):
   use_bias: bool = True
   method: str = "auto"
   dtype: jnp.dtype = jnp.float32
+  batch_chunk: int = 0  # convolutions over chunks of this many examples (0: whole batch)
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param("kernel", dcgan_init, (4, 4, x.shape[-1], self.features))
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     # 'SAME' for kernel 4, stride 2 pads the dilated input by 2 on each side.
-    return _add_bias(self, kernels.conv_transpose(x, kernel, 2, ((2, 2), (2, 2)), self.method))
+    return _add_bias(self, kernels.over_batch_chunks(
+        lambda v: kernels.conv_transpose(v, kernel, 2, ((2, 2), (2, 2)), self.method), x,
+        self.batch_chunk))
 
 
 class MLPBackbone(nn.Module):
@@ -293,6 +306,7 @@ class StridedConvTranspose(nn.Module):
   use_bias: bool = True
   dtype: jnp.dtype = jnp.float32
   method: str = "auto"  # 'auto', 'subpixel' or 'lax'
+  batch_chunk: int = 0  # convolutions over chunks of this many examples (0: whole batch)
 
   @nn.compact
   def __call__(self, x):
@@ -302,7 +316,8 @@ class StridedConvTranspose(nn.Module):
     x = x.astype(self.dtype)
     kernel = kernel.astype(self.dtype)
     padding = tuple(tuple(int(v) for v in p) for p in self.padding)
-    return _add_bias(self, kernels.conv_transpose(x, kernel, s, padding, self.method))
+    return _add_bias(self, kernels.over_batch_chunks(
+        lambda v: kernels.conv_transpose(v, kernel, s, padding, self.method), x, self.batch_chunk))
 
 
 class StridedConv(nn.Module):
@@ -320,6 +335,7 @@ class StridedConv(nn.Module):
   use_bias: bool = True
   method: str = "auto"  # 'auto', 'patches' or 'lax'
   dtype: jnp.dtype = jnp.float32
+  batch_chunk: int = 0  # convolutions over chunks of this many examples (0: whole batch)
 
   @nn.compact
   def __call__(self, x):
@@ -327,7 +343,8 @@ class StridedConv(nn.Module):
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
                         (k, k, x.shape[-1], self.features))
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    return _add_bias(self, kernels.conv(x, kernel, s, ((p, p), (p, p)), self.method))
+    return _add_bias(self, kernels.over_batch_chunks(
+        lambda v: kernels.conv(v, kernel, s, ((p, p), (p, p)), self.method), x, self.batch_chunk))
 
 
 class ConvStackEncoderBackbone(nn.Module):
@@ -339,12 +356,13 @@ class ConvStackEncoderBackbone(nn.Module):
   padding: int = 1
   bn_axis_name: Optional[str] = None
   dtype: jnp.dtype = jnp.float32
+  batch_chunk: int = 0  # convolutions over chunks of this many examples (0: whole batch)
 
   @nn.compact
   def __call__(self, x, train: bool):
     for index, width in enumerate(self.channels):
       x = StridedConv(width, self.kernel, 2, self.padding, use_bias=False, dtype=self.dtype,
-                      name=f"Conv_{index}")(x)  # nn.Conv's name: same parameter tree
+                      batch_chunk=self.batch_chunk, name=f"Conv_{index}")(x)  # nn.Conv's name: same parameter tree
       x = nn.relu(BatchNorm(self.bn_axis_name, self.dtype)(x, train))
     return x.reshape((x.shape[0], -1))
 
@@ -360,6 +378,7 @@ class ConvStackDecoderBackbone(nn.Module):
   kernel: int = 3
   bn_axis_name: Optional[str] = None
   dtype: jnp.dtype = jnp.float32
+  batch_chunk: int = 0  # convolutions over chunks of this many examples (0: whole batch)
 
   @nn.compact
   def __call__(self, z, train: bool):
@@ -376,7 +395,7 @@ class ConvStackDecoderBackbone(nn.Module):
         raise ValueError(f"cannot reach size {size} from {x.shape[1]} with kernel {self.kernel}.")
       last = i == len(widths) - 1
       x = StridedConvTranspose(width, self.kernel, ((low, total - low),) * 2, 2, use_bias=last,
-                               dtype=self.dtype)(x)
+                               dtype=self.dtype, batch_chunk=self.batch_chunk)(x)
       if not last:
         x = nn.relu(BatchNorm(self.bn_axis_name, self.dtype)(x, train))
     return x.astype(jnp.float32)

@@ -12,6 +12,9 @@ compute the *same function* (tested to 1e-12 in float64) in a form that is fast 
 * :func:`conv`: strided convolution with an output of at most 4x4, as patches + one matmul
   (:func:`patches_conv`).
 
+:func:`over_batch_chunks` runs any of them (or an ``nn.Conv``) over chunks of the batch, one
+convolution per chunk in the same program (``ModelConfig.conv_batch_chunk``).
+
 The choice is made here, once per process (``method='auto'``: the fast form on the CPU
 backend, ``lax`` elsewhere); layers never look at the backend. ``python -m
 benchmarks.layer_times`` times both forms of each layer.
@@ -20,6 +23,7 @@ benchmarks.layer_times`` times both forms of each layer.
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +88,44 @@ def conv(x: jax.Array, kernel: jax.Array, strides: int, padding,
     return patches_conv(x, kernel, strides, padding)
   return jax.lax.conv_general_dilated(x, kernel, (strides, strides), padding,
                                       dimension_numbers=_DIMENSIONS)
+
+
+def over_batch_chunks(fn: Callable[[jax.Array], jax.Array], x: jax.Array,
+                      chunk: int) -> jax.Array:
+  """``fn(x)`` for a function that acts on each example alone (a convolution), computed as
+  one call of ``fn`` per chunk of at most ``chunk`` examples, unrolled in the program.
+
+  Why: XLA:CPU's convolutions cost more per example as the batch grows (their forward and,
+  above all, their gradients: ``benchmarks/RESULTS_layer_scaling.md``), while the same
+  convolutions over chunks of 16-64 examples stay on their fast path. The chunks are unrolled
+  Python calls, not a ``lax.scan``: a convolution inside an XLA loop leaves the fast path
+  (``benchmarks/chunked_layers.py``). The result is the same function; the gradient of a
+  shared kernel is summed over the chunks, so it rounds differently from one convolution.
+
+  The batch ``B`` is cut into ``n`` equal chunks, ``n`` the smallest divisor of ``B`` with
+  ``B / n <= chunk``. Chunk ``j`` holds examples ``j, j + n, j + 2n, ...`` (interleaved, not
+  contiguous): under a batch-sharded ``jit`` every chunk then spans every device, so each
+  device keeps computing its own examples.
+
+  Args:
+    fn: ``[b, ...] -> [b, ...]``, acting on every example independently.
+    x: ``[B, ...]``.
+    chunk: the most examples per call; ``0`` or ``>= B``: one call, ``fn(x)``.
+
+  Returns:
+    ``fn(x)``, shape ``[B, ...]``.
+  """
+  if chunk < 0:
+    raise ValueError(f"chunk must be >= 0 (0: the whole batch at once), got {chunk}.")
+  batch = x.shape[0]
+  if chunk == 0 or batch <= chunk:
+    return fn(x)
+  num_chunks = -(-batch // chunk)
+  while batch % num_chunks:
+    num_chunks += 1
+  interleaved = x.reshape((batch // num_chunks, num_chunks) + x.shape[1:])
+  outputs = jnp.stack([fn(interleaved[:, j]) for j in range(num_chunks)], axis=1)
+  return outputs.reshape((batch,) + outputs.shape[2:])
 
 
 def upsampled_conv_kernel(kernel: jax.Array) -> jax.Array:

@@ -44,15 +44,18 @@ class _Config(nn.Module):
       x = backbones.one_hot_channels(x, labels, self.num_classes)
     if self.cfg.architecture == "dcgan":
       h = backbones.DCGANDiscriminatorBackbone(
-          self.cfg.image_shape, self.cfg.width, self.bn_axis_name, self.cfg.compute_dtype)(x, train)
+          self.cfg.image_shape, self.cfg.width, self.bn_axis_name, self.cfg.compute_dtype,
+          batch_chunk=self.cfg.conv_batch_chunk)(x, train)
     elif self.cfg.architecture == "dcgan_upsample":
       h = backbones.UpsampleDiscriminatorBackbone(self.cfg.width, self.cfg.dropout, self.cfg.bn_epsilon,
-                                                  self.bn_axis_name, self.cfg.compute_dtype)(x, train)
+                                                  self.bn_axis_name, self.cfg.compute_dtype,
+                                                  batch_chunk=self.cfg.conv_batch_chunk)(x, train)
     elif self.cfg.architecture == "mlp":
       h = backbones.MLPBackbone(self.cfg.hidden, self.cfg.mlp_activation, self.cfg.compute_dtype)(x, train)
     elif self.cfg.architecture == "conv":
       h = backbones.ConvStackEncoderBackbone(self.cfg.conv_channels, 4, 1, self.bn_axis_name,
-                                             self.cfg.compute_dtype)(x, train)
+                                             self.cfg.compute_dtype,
+                                             batch_chunk=self.cfg.conv_batch_chunk)(x, train)
     else:
       raise ValueError(f"architecture={self.cfg.architecture!r}; use 'dcgan', 'dcgan_upsample', "
                        "'conv' or 'mlp'.")
@@ -76,16 +79,19 @@ class Generator(_Config):
     z = self.code_input(z, labels)
     if self.cfg.architecture == "dcgan":
       return backbones.DCGANGeneratorBackbone(
-          self.cfg.image_shape, self.cfg.width, self.bn_axis_name, self.cfg.compute_dtype)(z, train)
+          self.cfg.image_shape, self.cfg.width, self.bn_axis_name, self.cfg.compute_dtype,
+          batch_chunk=self.cfg.conv_batch_chunk)(z, train)
     if self.cfg.architecture == "dcgan_upsample":
       return backbones.UpsampleGeneratorBackbone(self.cfg.image_shape, self.cfg.width, self.cfg.bn_epsilon,
-                                                 self.bn_axis_name, self.cfg.compute_dtype)(z, train)
+                                                 self.bn_axis_name, self.cfg.compute_dtype,
+                                                 batch_chunk=self.cfg.conv_batch_chunk)(z, train)
     if self.cfg.architecture == "mlp":
       return backbones.MLPGeneratorBackbone(self.cfg.image_shape, self.cfg.hidden, self.cfg.compute_dtype)(z, train)
     if self.cfg.architecture == "conv":
       return backbones.ConvStackDecoderBackbone(self.cfg.image_shape, self.cfg.deconv_start,
                                                 self.cfg.deconv_channels, 3, self.bn_axis_name,
-                                                self.cfg.compute_dtype)(z, train)
+                                                self.cfg.compute_dtype,
+                                                batch_chunk=self.cfg.conv_batch_chunk)(z, train)
     raise ValueError(f"architecture={self.cfg.architecture!r}; use 'dcgan', 'dcgan_upsample', "
                      "'conv' or 'mlp'.")
 
