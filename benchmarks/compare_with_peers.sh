@@ -2,7 +2,7 @@
 # unigen_jax and the peer implementations, timed in the same session on this machine over a
 # batch sweep, then benchmarks/RESULTS.md. Needs ../shared/peers (its setup.sh makes
 # /tmp/peers-*).
-#   bash benchmarks/compare_with_peers.sh          # ~1.5 h on 2 cores (BATCHES=64,128: ~30 min)
+#   bash benchmarks/compare_with_peers.sh          # ~1 h 15 min on 2 cores (BATCHES=64,128: ~30 min)
 # Knobs: SKIP_PEERS=1 (reuse $OUT/peers.jsonl), PEER_ONLY=regex (default: the peers with a
 # matched configuration here; PEER_ONLY=. runs all of run.sh), OUT=dir,
 # BATCHES=32,64,128,256,512,1024 (the default).
