@@ -431,8 +431,11 @@ def test_over_batch_chunks_is_the_same_function_over_interleaved_chunks():
   with jax.enable_x64(True):
     kernel = jnp.asarray(rng.normal(size=(4, 4, 3, 5)))
     conv = lambda k: (lambda v: kernels.conv_transpose(v, k, 2, ((2, 2), (2, 2)), "subpixel"))  # noqa: E731
-    # (batch, chunk) -> chunk sizes: 8 in 4 chunks of 2; 7 (prime) in 7 of 1; one call.
-    for batch, chunk, sizes in ((8, 3, [2] * 4), (7, 2, [1] * 7), (6, 6, [6])):
+    # (batch, chunk) -> chunk sizes: 8 in 4 chunks of 2; 7 (prime) in 7 of 1; one call;
+    # at most MAX_CHUNKS = 16 chunks: 40 in 10 of 4 (not 40 of 1), 17 (prime) in one.
+    assert kernels.MAX_CHUNKS == 16
+    for batch, chunk, sizes in ((8, 3, [2] * 4), (7, 2, [1] * 7), (6, 6, [6]),
+                                (40, 1, [4] * 10), (17, 1, [17])):
       x = jnp.asarray(rng.normal(size=(batch, 5, 5, 3)))
       seen = []
       out = kernels.over_batch_chunks(lambda v: seen.append(v) or conv(kernel)(v), x, chunk)

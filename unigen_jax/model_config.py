@@ -78,7 +78,8 @@ class ModelConfig:
     conv_batch_chunk: ``0`` (default): each convolution runs over the whole batch at once.
       ``c > 0``: every convolution of the conv architectures (``'dcgan'``,
       ``'dcgan_upsample'``, ``'conv'``) runs as one call per chunk of at most ``c``
-      examples, unrolled in the same program (``kernels.over_batch_chunks``). XLA:CPU's
+      examples, unrolled in the same program, in at most 16 chunks (larger chunks beyond
+      ``16 c`` examples: the program grows with their number; ``kernels.over_batch_chunks``). XLA:CPU's
       convolutions cost more per example as the batch grows; over chunks of 16-64 they stay
       on their fast path (``benchmarks/RESULTS_conv_batch_chunk.md``). Batch norm and
       everything else still see the whole batch: the same function and the same

@@ -90,6 +90,10 @@ def conv(x: jax.Array, kernel: jax.Array, strides: int, padding,
                                       dimension_numbers=_DIMENSIONS)
 
 
+# The most chunks over_batch_chunks cuts a batch into (see there).
+MAX_CHUNKS = 16
+
+
 def over_batch_chunks(fn: Callable[[jax.Array], jax.Array], x: jax.Array,
                       chunk: int) -> jax.Array:
   """``fn(x)`` for a function that acts on each example alone (a convolution), computed as
@@ -103,9 +107,12 @@ def over_batch_chunks(fn: Callable[[jax.Array], jax.Array], x: jax.Array,
   shared kernel is summed over the chunks, so it rounds differently from one convolution.
 
   The batch ``B`` is cut into ``n`` equal chunks, ``n`` the smallest divisor of ``B`` with
-  ``B / n <= chunk``. Chunk ``j`` holds examples ``j, j + n, j + 2n, ...`` (interleaved, not
-  contiguous): under a batch-sharded ``jit`` every chunk then spans every device, so each
-  device keeps computing its own examples.
+  ``B / n <= chunk``, but never more than ``MAX_CHUNKS`` (then the largest divisor of ``B`` up
+  to it, and chunks of more than ``chunk`` examples): the program, its compile time and its
+  memory grow with the number of chunks (64 chunks of a DCGAN step: 491 s of compilation and
+  0.07x the speed of 16, ``benchmarks/RESULTS.md``). Chunk ``j`` holds examples
+  ``j, j + n, j + 2n, ...`` (interleaved, not contiguous): under a batch-sharded ``jit`` every
+  chunk then spans every device, so each device keeps computing its own examples.
 
   Args:
     fn: ``[b, ...] -> [b, ...]``, acting on every example independently.
@@ -120,9 +127,13 @@ def over_batch_chunks(fn: Callable[[jax.Array], jax.Array], x: jax.Array,
   batch = x.shape[0]
   if chunk == 0 or batch <= chunk:
     return fn(x)
-  num_chunks = -(-batch // chunk)
-  while batch % num_chunks:
-    num_chunks += 1
+  wanted = min(-(-batch // chunk), MAX_CHUNKS)
+  divisors = [n for n in range(1, batch + 1) if batch % n == 0]
+  num_chunks = min(n for n in divisors if n >= wanted)
+  if num_chunks > MAX_CHUNKS:
+    num_chunks = max(n for n in divisors if n <= MAX_CHUNKS)
+  if num_chunks == 1:
+    return fn(x)
   interleaved = x.reshape((batch // num_chunks, num_chunks) + x.shape[1:])
   outputs = jnp.stack([fn(interleaved[:, j]) for j in range(num_chunks)], axis=1)
   return outputs.reshape((batch,) + outputs.shape[2:])
