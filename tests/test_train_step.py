@@ -522,6 +522,46 @@ def test_conv_batch_chunk_reaches_every_convolution_of_the_step():
     np.testing.assert_allclose(metrics_c[key], metrics[key], rtol=1e-5, atol=1e-6)
 
 
+def test_conv_batch_chunk_under_sharded_jit_matches_one_device_without_more_communication():
+  """``conv_batch_chunk`` with the batch sharded over 8 simulated devices: the same update as
+  on one device, and (chunks of 16 = 2 examples per device, interleaved) no collective beyond
+  those of the whole-batch step: each device convolves its own examples."""
+  script = '''
+import jax, numpy as np, re, sys
+sys.path.insert(0, "tests")
+from test_train_step import make_batch
+from unigen_jax import parallel, train_step
+batch = make_batch(n=64)
+mesh = parallel.data_mesh()
+assert mesh.shape["batch"] == 8
+host = {k: np.asarray(v) for k, v in batch.items()}
+for chunk in (0, 16):
+  model = train_step.build("gan", width=4, conv_batch_chunk=chunk)
+  one, _ = train_step.make_train_step(model, parallelism="none")(
+      model.init(jax.random.key(0)), batch, jax.random.key(1))
+  step = train_step.make_train_step(model, mesh=mesh)
+  state, sharded_batch = model.init(jax.random.key(0), mesh=mesh), parallel.shard_batch(host, mesh)
+  hlo = step.lower(state, sharded_batch, jax.random.key(1)).compile().as_text()
+  collectives = sum(len(re.findall(rf"\\b{op}(-start)?\\(", hlo)) for op in (
+      "all-gather", "all-to-all", "collective-permute", "all-reduce"))
+  sharded, _ = step(state, sharded_batch, jax.random.key(1))
+  diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+             for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(sharded.params)))
+  print(chunk, diff, collectives)
+'''
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-c", script], cwd=pathlib.Path(__file__).parents[1],
+                       env=env, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  rows = {int(c): (float(d), int(n)) for c, d, n in
+          (line.split() for line in out.stdout.splitlines())}
+  assert set(rows) == {0, 16}
+  assert rows[0][1] > 0, rows  # the gradient all-reduce is there
+  assert rows[16][1] == rows[0][1], rows
+  assert rows[0][0] < 1e-5 and rows[16][0] < 1e-5, rows  # float rounding of sharded sums
+
+
 def test_conv_batch_chunk_is_checked_and_may_change_on_resume():
   from unigen_jax import config as config_lib
   with pytest.raises(ValueError, match="conv_batch_chunk must be >= 0"):

@@ -111,8 +111,10 @@ def over_batch_chunks(fn: Callable[[jax.Array], jax.Array], x: jax.Array,
   to it, and chunks of more than ``chunk`` examples): the program, its compile time and its
   memory grow with the number of chunks (64 chunks of a DCGAN step: 491 s of compilation and
   0.07x the speed of 16, ``benchmarks/RESULTS.md``). Chunk ``j`` holds examples
-  ``j, j + n, j + 2n, ...`` (interleaved, not contiguous): under a batch-sharded ``jit`` every
-  chunk then spans every device, so each device keeps computing its own examples.
+  ``j, j + n, j + 2n, ...`` (interleaved, not contiguous): under a batch-sharded ``jit`` with
+  chunks of a multiple of the number of devices, every chunk then spans every device and
+  each device convolves its own examples (no collective beyond the whole-batch step's:
+  tested on 8 simulated devices); smaller chunks are still correct, but move data.
 
   Args:
     fn: ``[b, ...] -> [b, ...]``, acting on every example independently.
