@@ -129,11 +129,8 @@ def over_batch_chunks(fn: Callable[[jax.Array], jax.Array], x: jax.Array,
   batch = x.shape[0]
   if chunk == 0 or batch <= chunk:
     return fn(x)
-  wanted = min(-(-batch // chunk), MAX_CHUNKS)
-  divisors = [n for n in range(1, batch + 1) if batch % n == 0]
-  num_chunks = min(n for n in divisors if n >= wanted)
-  if num_chunks > MAX_CHUNKS:
-    num_chunks = max(n for n in divisors if n <= MAX_CHUNKS)
+  divisors = [n for n in range(1, MAX_CHUNKS + 1) if batch % n == 0]  # 1 always divides
+  num_chunks = min((n for n in divisors if n * chunk >= batch), default=divisors[-1])
   if num_chunks == 1:
     return fn(x)
   interleaved = x.reshape((batch // num_chunks, num_chunks) + x.shape[1:])
