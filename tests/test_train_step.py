@@ -47,6 +47,17 @@ SLOW_CASES = {"aasvae", "svae", "avb", "wake_sleep", "aacvae", "aa(avb)", "aa(wa
               "iwcgan", "aa(iwae)"}
 
 
+def _run_on_8_simulated_devices(*args: str) -> str:
+  """stdout of ``python *args`` from the repository root, with 8 simulated CPU devices (a
+  fresh process: the device count is fixed when jax starts); fails the test on an error."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, *args], cwd=pathlib.Path(__file__).parents[1], env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return out.stdout
+
+
 def with_slow_cases(names):
   """``names`` for ``pytest.mark.parametrize``, those in ``SLOW_CASES`` marked ``slow``."""
   return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES else n for n in names]
@@ -256,15 +267,11 @@ def test_sharded_steps_match_single_device_on_8_simulated_devices(checked):
   noise in coordinates whose true gradient is zero, e.g. a bias right before batch norm;
   the DCGAN backbones have no such biases, which this test would catch.)
   """
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
   script = pathlib.Path(__file__).parent / "helpers" / "multidevice_check.py"
   # IWGAN (the GAN machinery plus Eq. 16's global weights), VAE, and a conditional GAN in
   # the generator-first order.
-  out = subprocess.run([sys.executable, str(script), "3", "adam", *checked],
-                       env=env, capture_output=True, text=True, timeout=600)
-  assert out.returncode == 0, out.stderr[-3000:]
-  rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+  stdout = _run_on_8_simulated_devices(str(script), "3", "adam", *checked)
+  rows = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
   assert {(r["variant"], r["mode"]) for r in rows} == {
       (v, m) for v in checked for m in ("jit", "shard_map")}
   for row in rows:
@@ -549,13 +556,9 @@ for chunk in (0, 16):
              for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(sharded.params)))
   print(chunk, diff, collectives)
 '''
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  out = subprocess.run([sys.executable, "-c", script], cwd=pathlib.Path(__file__).parents[1],
-                       env=env, capture_output=True, text=True, timeout=600)
-  assert out.returncode == 0, out.stderr[-3000:]
+  stdout = _run_on_8_simulated_devices("-c", script)
   rows = {int(c): (float(d), int(n)) for c, d, n in
-          (line.split() for line in out.stdout.splitlines())}
+          (line.split() for line in stdout.splitlines())}
   assert set(rows) == {0, 16}
   assert rows[0][1] > 0, rows  # the gradient all-reduce is there
   assert rows[16][1] == rows[0][1], rows
@@ -758,12 +761,8 @@ sharded, _ = train_step.make_train_step(model, mesh=mesh)(
 print(max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
           for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(sharded.params))))
 '''
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  out = subprocess.run([sys.executable, "-c", script], cwd=pathlib.Path(__file__).parents[1],
-                       env=env, capture_output=True, text=True, timeout=600)
-  assert out.returncode == 0, out.stderr[-3000:]
-  assert float(out.stdout.split()[-1]) < 1e-5  # float rounding of the sharded sums
+  stdout = _run_on_8_simulated_devices("-c", script)
+  assert float(stdout.split()[-1]) < 1e-5  # float rounding of the sharded sums
 
 
 def test_microbatch_config_errors_come_before_any_file():
