@@ -164,6 +164,51 @@ def test_outputs_without_checkpoints_are_refused_unless_restart(idx_data, tmp_pa
   assert (previous / "summary.json").read_text() == summary
 
 
+def test_a_run_killed_before_its_first_checkpoint_starts_again_by_itself(idx_data, tmp_path):
+  # What a kill -9 at step 6 of 12 leaves when the first checkpoint is due at step 10: the
+  # metrics rows, config.json, no checkpoint and no summary.
+  config = tiny_config("vae", idx_data, steps=12, checkpoint_every=10)
+  reference = train.train_and_evaluate(config, str(tmp_path / "reference"))
+  run = tmp_path / "run"
+  train.train_and_evaluate(config, str(run))
+  import shutil
+  shutil.rmtree(run / "checkpoints")
+  for name in ("summary.json", "eval.json"):
+    (run / name).unlink(missing_ok=True)
+  rows = (run / "metrics.jsonl").read_text().splitlines()
+  (run / "metrics.jsonl").write_text("\n".join(rows[:3]) + "\n")  # steps 2, 4, 6
+  killed_rows = (run / "metrics.jsonl").read_text()
+
+  out = train.train_and_evaluate(config, str(run))  # no --restart needed
+  assert out["resumed_from"] is None and out["final_step"] == 12
+  previous = next(run.glob("previous_*"))
+  assert (previous / "metrics.jsonl").read_text() == killed_rows  # kept, not overwritten
+  assert "killed after step 6, before its first checkpoint (due at step 10)" in (run / "log.txt").read_text()
+  # Starting again replayed the run: the same parameters as the uninterrupted one.
+  _, params = restored_params(run, "vae", config)
+  _, expected = restored_params(tmp_path / "reference", "vae", config)
+  assert jax.tree.all(jax.tree.map(np.array_equal, params, expected))
+  assert out["final_metrics"] == reference["final_metrics"]
+
+  # Past the first checkpoint's step (checkpoints deleted by hand), or under a changed
+  # config, the outputs are still refused: they may belong to another run.
+  def strip(workdir):
+    shutil.rmtree(workdir / "checkpoints")
+    for name in ("summary.json", "eval.json"):
+      (workdir / name).unlink(missing_ok=True)
+
+  strip(run)
+  (run / "metrics.jsonl").write_text(killed_rows)
+  with pytest.raises(workdir_lib.WorkdirError, match="no checkpoint"):
+    train.train_and_evaluate(tiny_config("vae", idx_data, steps=12, checkpoint_every=10, seed=1),
+                             str(run), allow_config_change=True)
+  late = tiny_config("vae", idx_data, steps=8, checkpoint_every=4)
+  train.train_and_evaluate(late, str(tmp_path / "late"))
+  strip(tmp_path / "late")
+  with pytest.raises(workdir_lib.WorkdirError, match="up to step 8 .*no checkpoint"):
+    train.train_and_evaluate(late, str(tmp_path / "late"))
+
+
 def test_steps_are_honoured_exactly_with_steps_per_call(idx_data, tmp_path):
   config = tiny_config("vae", idx_data, steps=10, steps_per_call=3, log_every=3,
                        checkpoint_every=6)

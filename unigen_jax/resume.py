@@ -11,7 +11,8 @@ would mix two runs or lose what is saved:
 * :func:`restore`: the newest good checkpoint, refused when it belongs to another variant,
   another revision of the variant or another seed;
 * :func:`refuse_orphaned_outputs`: metrics without checkpoints are refused, or moved aside
-  with ``restart``.
+  with ``restart`` (or by themselves when the run was killed before its first checkpoint was
+  due: starting again replays the same run).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import json
 import pathlib
 import shutil
+import sys
 import time
 from typing import Optional
 
@@ -101,7 +103,8 @@ def restore(checkpoints, state, config, model, run_key, workdir, stored, allow_c
                         "--workdir.") from None
     raise
   if restored is None:
-    refuse_orphaned_outputs(workdir, restart)
+    refuse_orphaned_outputs(workdir, restart,
+                            config=None if changed or stored is None else config)
     return state, None, None
   if restart:
     raise workdir_lib.WorkdirError(f"{workdir} has checkpoints: --restart only starts over a "
@@ -112,15 +115,29 @@ def restore(checkpoints, state, config, model, run_key, workdir, stored, allow_c
   return state, step, meta
 
 
-def refuse_orphaned_outputs(workdir: pathlib.Path, restart: bool) -> None:
-  """Metrics or a summary without any checkpoint: starting at step 0 would mix two runs."""
+def refuse_orphaned_outputs(workdir: pathlib.Path, restart: bool, config=None) -> None:
+  """Metrics or a summary without any checkpoint: starting at step 0 would mix two runs.
+
+  One case is not refused: ``config`` (the unchanged config of the stored run) had not yet
+  reached its first checkpoint when the run was killed (no summary, every metrics row before
+  ``config.checkpoint_every`` and ``config.steps``). Then nothing was lost but those steps, and starting again
+  from step 0 replays the same run (same config, same seed): the old outputs are moved
+  aside as ``restart`` would, and the run starts over. Interrupted tables of many runs
+  (``experiments``) then resume without a hand in between.
+  """
   outputs = [p for p in ("metrics.jsonl", "summary.json", "eval.json", "best")
              if (workdir / p).exists() and (workdir / p).stat().st_size > 0]
   if not outputs:
     return
   rows = reporting.read_metrics(workdir / "metrics.jsonl")
   last = f" up to step {rows[-1]['step']}" if rows else ""
-  if not restart:
+  first_due = None
+  if config is not None:
+    first_due = min(config.checkpoint_every or config.steps, config.steps)
+  killed_before_first_checkpoint = bool(
+      first_due and rows and rows[-1]["step"] < first_due
+      and not any((workdir / p).exists() for p in ("summary.json", "eval.json")))
+  if not (restart or killed_before_first_checkpoint):
     raise workdir_lib.WorkdirError(
         f"{workdir} holds the outputs of a run{last} ({', '.join(outputs)}) but no checkpoint "
         "(checkpoints/ is gone or empty): starting again would mix two runs. Rerun with "
@@ -132,7 +149,16 @@ def refuse_orphaned_outputs(workdir: pathlib.Path, restart: bool) -> None:
                "curves.png", "report.html", "evaluations"):
     if (workdir / name).exists():
       shutil.move(str(workdir / name), str(target / name))
-  workdir_lib.append_log(workdir, f"--restart: moved the previous outputs to {target}")
+  if restart:
+    message = f"--restart: moved the previous outputs to {target}"
+  else:
+    message = (f"the run was killed after step {rows[-1]['step']}, before its first checkpoint "
+               f"(due at step {first_due}): "
+               f"moved its outputs to {target} and started again from step 0 (same config "
+               "and seed)")
+  workdir_lib.append_log(workdir, message)
+  if jax.process_index() == 0:
+    print(message, file=sys.stderr, flush=True)
 
 
 def commit_config(workdir: pathlib.Path, config) -> None:
