@@ -769,8 +769,12 @@ def test_microbatch_config_errors_come_before_any_file():
   """The training program's config check names the field (one line, exit 2 in the CLI)."""
   from unigen_jax import config as config_lib
   cases = (("gan,mnist", {}, "config.model: microbatch_size=4: 'gan'"),
-           ("iwae,mnist", {"parallelism": "shard_map"}, "config.parallelism='shard_map'"),
-           ("iwae,mnist", {"batch_size": 6}, "config.batch_size=6: must be a multiple"))
+           # the step's own rule (train_step.microbatch_count), asked with the config's batch
+           ("iwae,mnist", {"parallelism": "shard_map"},
+            "config.model: microbatch_size=4 chunks the global batch of a 'jit' or 'none' step; "
+            "parallelism='shard_map' does not support it"),
+           ("iwae,mnist", {"batch_size": 6},
+            "config.model: microbatch_size=4 does not divide the batch sizes {'batch_size': 6}"))
   for arg, overrides, message in cases:
     config = config_lib.get_config(arg)
     config.model.microbatch_size = 4

@@ -232,14 +232,10 @@ def resolve_config(config: ml_collections.ConfigDict) -> tuple[ml_collections.Co
         **{k: tuple(v) if isinstance(v, list) else v for k, v in model.items()}))
     variant.players_for(model_cfg)  # a bad update_order fails here, before any file is written
     train_step.Model(variant, model_cfg)  # and so does a microbatch_size it cannot chunk
+    train_step.microbatch_count(model_cfg.microbatch_size, {"batch_size": config.batch_size},
+                                sharded=config.parallelism == "shard_map")  # nor this batch
   except (TypeError, ValueError) as err:
     raise ConfigError(f"config.model: {err}") from None
-  if model_cfg.microbatch_size:
-    require(config.parallelism != "shard_map", "parallelism",
-            "model.microbatch_size chunks the global batch of a 'jit' or 'none' step; use one.")
-    require(config.batch_size <= model_cfg.microbatch_size
-            or config.batch_size % model_cfg.microbatch_size == 0, "batch_size",
-            f"must be a multiple of model.microbatch_size={model_cfg.microbatch_size}.")
   for field in ("latent_dim", "learning_rate", "b1"):  # record the variant's defaults
     config.model[field] = getattr(model_cfg, field)
 

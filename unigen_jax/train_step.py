@@ -183,21 +183,31 @@ def _check_microbatches(model: Model) -> None:
         "examples of a batch. Use architecture='mlp' or microbatch_size=0.")
 
 
-def _num_microbatches(model: Model, batch, axis_name) -> int:
-  """How many chunks ``microbatch_size`` cuts the batch into (the model was checked at build)."""
-  size = model.cfg.microbatch_size
-  examples = {k: jnp.shape(v)[0] for k, v in batch.items()}
-  if not size or max(examples.values()) <= size:
+def microbatch_count(size: int, batch_sizes: dict, *, sharded: bool) -> int:
+  """How many chunks ``microbatch_size=size`` cuts a batch of ``batch_sizes`` into.
+
+  Raises ValueError where it cannot: under ``shard_map`` (``sharded``), or where ``size``
+  does not divide a batch. One rule for the step and for ``config.resolve_config`` (which
+  asks it with the configured batch size, before any file is written).
+  """
+  if not size or max(batch_sizes.values()) <= size:
     return 1
-  if axis_name is not None:
+  if sharded:
     raise ValueError(f"microbatch_size={size} chunks the global batch of a 'jit' or 'none' "
                      "step; parallelism='shard_map' does not support it. Use parallelism='jit' "
                      "or microbatch_size=0.")
-  bad = {k: n for k, n in examples.items() if n % size}
+  bad = {k: n for k, n in batch_sizes.items() if n % size}
   if bad:
     raise ValueError(f"microbatch_size={size} does not divide the batch sizes {bad}; choose "
                      "a batch size that is a multiple of it.")
-  return max(examples.values()) // size
+  return max(batch_sizes.values()) // size
+
+
+def _num_microbatches(model: Model, batch, axis_name) -> int:
+  """How many chunks ``microbatch_size`` cuts the batch into (the model was checked at build)."""
+  return microbatch_count(model.cfg.microbatch_size,
+                          {k: jnp.shape(v)[0] for k, v in batch.items()},
+                          sharded=axis_name is not None)
 
 
 def _accumulated_value_and_grad(objective, own, batch, key, chunks):
