@@ -96,6 +96,17 @@ class Run:
     return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# Flags whose values name this machine's folders or how the work was split: left out of the
+# command a table prints (the data folder is printed as DIR).
+MACHINE_FLAGS = ("--workdir", "--shard")
+
+
+def table_command(module: str, argv) -> str:
+  """The command a table prints: ``argv`` without machine paths, the data folder as DIR."""
+  kept = [a for a in (argv or []) if not a.startswith(MACHINE_FLAGS + ("--mnist_dir",))]
+  return " ".join([f"python -m {module}", *kept, "--mnist_dir=DIR"])
+
+
 def code_version() -> str:
   """``git`` commit of the code (``+dirty`` with uncommitted changes)."""
   root = pathlib.Path(__file__).resolve().parents[1]

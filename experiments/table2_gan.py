@@ -231,8 +231,7 @@ def _final_values(records, finals, model):
 def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lines, argv,
           pairs=PAIRS):
   done = [records[r.name] for r in curves + finals if r.name in records]
-  command = "python -m experiments.table2_gan " + " ".join(
-      a for a in (argv or []) if not a.startswith("--mnist_dir")) + " --mnist_dir=DIR"
+  command = common.table_command("experiments.table2_gan", argv)
   clf = classifier.summary()
   title = ("Table 2 (left, middle), MNIST" if set(pairs) <= set(PAIRS) else
            "Importance weighting (Eq. 16), base vs IW: "

@@ -312,8 +312,7 @@ def _values(records, finals, model, column, key="test_elbo"):
 def write(out, f, plan, records, finals, selection, selection_lines, chosen, wall, argv):
   p = plan.preset
   done = [records[r.name] for r in finals + selection if r.name in records]
-  command = "python -m experiments.table3_vae " + " ".join(
-      a for a in (argv or []) if not a.startswith("--mnist_dir")) + " --mnist_dir=DIR"
+  command = common.table_command("experiments.table3_vae", argv)
   lines = [f"# Table 3 (and Table 2, right): preset `{f.preset}`"
            + (" (SMOKE: plumbing only, numbers mean nothing)" if f.smoke else ""), "",
            f"Command: `{command}` (DIR: the four MNIST IDX files).  ",

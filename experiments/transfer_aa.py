@@ -187,9 +187,7 @@ def write(out, f, plan, records, selection, finals, chosen, selection_lines, wal
   del wall
   p = plan.plan.preset
   done = [records[r.name] for r in selection + finals if r.name in records]
-  command = "python -m experiments.transfer_aa " + " ".join(
-      a for a in (argv or []) if not a.startswith(("--mnist_dir", "--workdir", "--shard"))
-  ) + " --mnist_dir=DIR"
+  command = common.table_command("experiments.transfer_aa", argv)
   k = plan.importance_samples
   lines = [f"# Adversary activation (Eq. 17) transferred to "
            f"{', '.join(b for b, _ in plan.pairs)}: preset `{f.preset}`"

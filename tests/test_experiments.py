@@ -98,6 +98,7 @@ def test_table3_smoke_end_to_end(fake_mnist, tmp_path):
   out = tmp_path / "w" / "paper_smoke" / "table3_vae_smoke.md"
   text = out.read_text()
   assert "SMOKE: plumbing only" in text and "[-122.89]" in text
+  assert str(tmp_path) not in text and fake_mnist not in text  # no path of this machine
   assert "| aavae > vae | 1% |" in text and "| aavae > aavae_frozen | 1% |" in text
   assert "| aavae | 1% | 0.001:" in text  # the selection table
   records = sorted((out.with_suffix("") / "runs").glob("*.json"))
@@ -134,6 +135,7 @@ def test_table2_smoke_end_to_end(fake_mnist, tmp_path):
   out = tmp_path / "w" / "cpu_smoke" / "table2_gan_smoke.md"
   text = out.read_text()
   assert "SMOKE: plumbing only" in text and "| gan | inception score | 8.34" in text
+  assert str(tmp_path) not in text and fake_mnist not in text  # no path of this machine
   assert "| iwgan > gan |" in text and "Welch" in text
   assert (out.with_suffix("") / "gan_samples.png").exists() and out.with_suffix(".png").exists()
   iw = json.loads(next((out.with_suffix("") / "runs").glob("iwgan_*steps_seed0.json")).read_text())
@@ -193,6 +195,7 @@ def test_transfer_aa_smoke_end_to_end(fake_mnist, tmp_path):
   out = tmp_path / "w" / "cpu_smoke" / "transfer_aa_smoke.md"
   text = out.read_text()
   assert "transferred to iwae" in text and "| aa(iwae) > iwae | estimate K=4 |" in text
+  assert str(tmp_path) not in text and fake_mnist not in text  # no path of this machine
   assert "| aa(iwae) > aa(iwae) frozen |" in text and "| aa(iwae) | 0.001:" in text
   records = sorted(p.name for p in (out.with_suffix("") / "runs").glob("*.json"))
   assert len(records) == 2 + 3 * 2  # 2 rates x 1 selection seed; 3 rows x 2 seeds
