@@ -190,6 +190,13 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_by_itself(idx_dat
   assert jax.tree.all(jax.tree.map(np.array_equal, params, expected))
   assert out["final_metrics"] == reference["final_metrics"]
 
+  # Killed before its first row: only the empty folders made at the start. Not outputs.
+  fresh = tmp_path / "fresh"
+  for name in ("best", "checkpoints", "tensorboard"):
+    (fresh / name).mkdir(parents=True)
+  assert train.train_and_evaluate(config, str(fresh))["final_step"] == 12
+  assert not list(fresh.glob("previous_*"))
+
   # Past the first checkpoint's step (checkpoints deleted by hand), or under a changed
   # config, the outputs are still refused: they may belong to another run.
   def strip(workdir):

@@ -125,8 +125,11 @@ def refuse_orphaned_outputs(workdir: pathlib.Path, restart: bool, config=None) -
   aside as ``restart`` would, and the run starts over. Interrupted tables of many runs
   (``experiments``) then resume without a hand in between.
   """
+  def holds_something(path: pathlib.Path) -> bool:  # best/ is made empty at the start
+    return any(path.iterdir()) if path.is_dir() else path.exists() and path.stat().st_size > 0
+
   outputs = [p for p in ("metrics.jsonl", "summary.json", "eval.json", "best")
-             if (workdir / p).exists() and (workdir / p).stat().st_size > 0]
+             if holds_something(workdir / p)]
   if not outputs:
     return
   rows = reporting.read_metrics(workdir / "metrics.jsonl")
