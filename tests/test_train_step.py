@@ -430,9 +430,10 @@ def test_fast_paths_keep_the_parameter_tree_names():
       "BatchNorm_0", "BatchNorm_1", "ConvTranspose_0", "ConvTranspose_1", "Dense_0"]
 
 
-def test_over_batch_chunks_is_the_same_function_over_interleaved_chunks():
-  """``kernels.over_batch_chunks``: ``fn`` over equal interleaved chunks of at most ``chunk``
-  examples equals ``fn`` over the batch (float64, to 1e-12), gradients included."""
+def test_over_batch_chunks_is_the_same_function_over_contiguous_chunks():
+  """``kernels.over_batch_chunks``: ``fn`` over equal chunks of at most ``chunk`` examples
+  (contiguous slices on one device) equals ``fn`` over the batch (float64, to 1e-12),
+  gradients included."""
   from unigen_jax.models import kernels
   rng = np.random.default_rng(0)
   with jax.enable_x64(True):
@@ -447,8 +448,9 @@ def test_over_batch_chunks_is_the_same_function_over_interleaved_chunks():
       seen = []
       out = kernels.over_batch_chunks(lambda v: seen.append(v) or conv(kernel)(v), x, chunk)
       assert [v.shape[0] for v in seen] == sizes
-      for j, v in enumerate(seen):  # chunk j holds examples j, j + n, j + 2n, ...
-        np.testing.assert_array_equal(v, x[j::len(seen)])
+      assert jax.device_count() == 1  # one block: chunk j is the j-th slice of B / n examples
+      for j, v in enumerate(seen):
+        np.testing.assert_array_equal(v, x[j * len(v):(j + 1) * len(v)])
       np.testing.assert_allclose(out, conv(kernel)(x), rtol=1e-12, atol=1e-12)
       loss = lambda k, x, c: jnp.sum(jnp.sin(kernels.over_batch_chunks(conv(k), x, c)))  # noqa: E731
       for a, b in zip(jax.grad(loss, argnums=(0, 1))(kernel, x, chunk),
@@ -531,8 +533,8 @@ def test_conv_batch_chunk_reaches_every_convolution_of_the_step():
 
 def test_conv_batch_chunk_under_sharded_jit_matches_one_device_without_more_communication():
   """``conv_batch_chunk`` with the batch sharded over 8 simulated devices: the same update as
-  on one device, and (chunks of 16 = 2 examples per device, interleaved) no collective beyond
-  those of the whole-batch step: each device convolves its own examples."""
+  on one device, and (chunks of 16 = a run of 2 examples of every device's block) no
+  collective beyond those of the whole-batch step: each device convolves its own examples."""
   script = '''
 import jax, numpy as np, re, sys
 sys.path.insert(0, "tests")

@@ -23,6 +23,7 @@ benchmarks.layer_times`` times both forms of each layer.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 import jax
@@ -110,11 +111,16 @@ def over_batch_chunks(fn: Callable[[jax.Array], jax.Array], x: jax.Array,
   ``B / n <= chunk``, but never more than ``MAX_CHUNKS`` (then the largest divisor of ``B`` up
   to it, and chunks of more than ``chunk`` examples): the program, its compile time and its
   memory grow with the number of chunks (64 chunks of a DCGAN step: 491 s of compilation and
-  0.07x the speed of 16, ``benchmarks/RESULTS.md``). Chunk ``j`` holds examples
-  ``j, j + n, j + 2n, ...`` (interleaved, not contiguous): under a batch-sharded ``jit`` with
-  chunks of a multiple of the number of devices, every chunk then spans every device and
-  each device convolves its own examples (no collective beyond the whole-batch step's:
-  tested on 8 simulated devices); smaller chunks are still correct, but move data.
+  0.07x the speed of 16, ``benchmarks/RESULTS.md``).
+
+  Which examples a chunk holds: the batch is seen as ``g = gcd(jax.device_count(), B / n)``
+  equal blocks (one per device when the batch is sharded over them), and chunk ``j`` takes
+  the ``j``-th run of ``B / (g n)`` consecutive examples of every block. On one device
+  (``g = 1``) a chunk is one contiguous slice of the batch, which costs no gather (strided,
+  one-example runs cost ~10% of a PyTorch-GAN DCGAN step at batch 256-512); under a
+  batch-sharded ``jit`` each device holds one block, so every chunk spans every device and each
+  device convolves its own examples (no collective beyond the whole-batch step's: tested on 8
+  simulated devices). Correct for any batch and device count; other shardings move data.
 
   Args:
     fn: ``[b, ...] -> [b, ...]``, acting on every example independently.
@@ -133,9 +139,12 @@ def over_batch_chunks(fn: Callable[[jax.Array], jax.Array], x: jax.Array,
   num_chunks = min((n for n in divisors if n * chunk >= batch), default=divisors[-1])
   if num_chunks == 1:
     return fn(x)
-  interleaved = x.reshape((batch // num_chunks, num_chunks) + x.shape[1:])
-  outputs = jnp.stack([fn(interleaved[:, j]) for j in range(num_chunks)], axis=1)
-  return outputs.reshape((batch,) + outputs.shape[2:])
+  blocks = math.gcd(jax.device_count(), batch // num_chunks)
+  run = batch // (blocks * num_chunks)
+  runs = x.reshape((blocks, num_chunks, run) + x.shape[1:])
+  outputs = [fn(runs[:, j].reshape((blocks * run,) + x.shape[1:])) for j in range(num_chunks)]
+  outputs = jnp.stack([y.reshape((blocks, run) + y.shape[1:]) for y in outputs], axis=1)
+  return outputs.reshape((batch,) + outputs.shape[3:])
 
 
 def upsampled_conv_kernel(kernel: jax.Array) -> jax.Array:
