@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
+from benchmarks import report
 from unigen_jax import input_pipeline
 from unigen_jax import parallel
 from unigen_jax import train_step
@@ -468,6 +469,7 @@ def main(argv=None) -> int:
     path = pathlib.Path(f.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     settings = {name: f[name].value for name in f}
+    settings["out"] = report.repo_relative(path)  # no folder of this machine in the results
     path.write_text(json.dumps({"environment": environment(), "args": settings, "rows": rows},
                                indent=1, default=str))
   return 0

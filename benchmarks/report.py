@@ -86,7 +86,7 @@ def _flag(value) -> str:
   return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
 
-def _repo_relative(path: pathlib.Path) -> str:
+def repo_relative(path: pathlib.Path) -> str:
   """``path`` relative to the repository (results name no folder of the machine)."""
   root = pathlib.Path(__file__).resolve().parents[1]
   try:
@@ -102,7 +102,7 @@ def grain_section(path: pathlib.Path) -> list[str]:
   resume = {r["pipeline"]: r["resume_bitwise"] for r in rows if "resume_bitwise" in r}
   lines = ["## Input pipeline against grain (same work)\n",
            "`pip install grain && python -m benchmarks.pipeline_vs_grain --mnist_dir=DIR "
-           f"--out={_repo_relative(path)}` (seeded, dynamically binarised batches of the 60,000 "
+           f"--out={repo_relative(path)}` (seeded, dynamically binarised batches of the 60,000 "
            "MNIST training images, one process, examples/s over 3 s; resume from a saved "
            "position must give the next 20 batches bitwise).\n",
            "| batch | unigen_jax BatchIterator (examples/s) | grain MapDataset (examples/s) | "
@@ -123,7 +123,7 @@ def accelerator_section(path: pathlib.Path) -> list[str]:
     return []
   first = rows[0]
   lines = [f"## Accelerator suite: {first['device_kind']} x {first['devices']}\n",
-           f"`python -m benchmarks.bench --suite=accelerator --out={_repo_relative(path)}`, measured "
+           f"`python -m benchmarks.bench --suite=accelerator --out={repo_relative(path)}`, measured "
            f"{env['time']} (jax {env['jax']}). Every registered variant, data-parallel over all "
            f"devices (sharded jit, global batch); peak: {first['peak_source']}. MFU = XLA's "
            "FLOPs of one step x steps/s / peak of the row's dtype.\n",

@@ -116,8 +116,9 @@ def over_batch_chunks(fn: Callable[[jax.Array], jax.Array], x: jax.Array,
   Which examples a chunk holds: the batch is seen as ``g = gcd(jax.device_count(), B / n)``
   equal blocks (one per device when the batch is sharded over them), and chunk ``j`` takes
   the ``j``-th run of ``B / (g n)`` consecutive examples of every block. On one device
-  (``g = 1``) a chunk is one contiguous slice of the batch, which costs no gather (strided,
-  one-example runs cost ~10% of a PyTorch-GAN DCGAN step at batch 256-512); under a
+  (``g = 1``) a chunk is one contiguous slice of the batch and costs no strided gather (the
+  conv VAE's step at batches 256-1024 +5-8%, the PyTorch-GAN DCGAN's +0-4% against chunks of
+  one-example runs: ``benchmarks/results_conv_chunk_layout/README.md``); under a
   batch-sharded ``jit`` each device holds one block, so every chunk spans every device and each
   device convolves its own examples (no collective beyond the whole-batch step's: tested on 8
   simulated devices). Correct for any batch and device count; other shardings move data.

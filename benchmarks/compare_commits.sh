@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Two commits of the library and the compiled peers, timed in one session over a batch sweep
+# (what a change to a step's speed is measured with). Each commit runs from a temporary
+# `git worktree`; the peers from ../shared/peers (its setup.sh makes /tmp/peers-*).
+#   bash benchmarks/compare_commits.sh BEFORE AFTER OUT_DIR
+# Knobs: ONLY=substring of the bench rows (default convchunk), BATCHES=256,512,1024,
+# PEER_ONLY=regex of the peer jobs (default: the compiled conv VAE and DCGAN peers).
+# Writes OUT_DIR/{peers.jsonl,unigen_BEFORE.json,unigen_AFTER.json,README.md}.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BEFORE=$1; AFTER=$2; OUT=$(mkdir -p "$3" && cd "$3" && pwd)
+PY=${PY:-$ROOT/.venv/bin/python}
+BATCHES=${BATCHES:-256,512,1024}
+export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
+if [ "${REPORT_ONLY:-0}" != 1 ]; then  # REPORT_ONLY=1: rewrite README.md from OUT_DIR's files
+PEER_RESULTS_JSONL="$OUT/peers.jsonl" LOG="$OUT/peers_run.log" BATCHES=$BATCHES \
+  ONLY="${PEER_ONLY:-compile:heavy:pythae_vae_conv|compile:torch_dcgan}" \
+  bash "$ROOT/../shared/peers/run.sh" > "$OUT/peers.txt" 2>&1 || exit 1
+for commit in "$BEFORE" "$AFTER"; do
+  wt=$(mktemp -d); git -C "$ROOT" worktree add -q --detach "$wt" "$commit" || exit 1
+  (cd "$wt" && "$PY" -m benchmarks.bench --suite=batch_sweep --only="${ONLY:-convchunk}" \
+     --batches="$BATCHES" --out="$OUT/unigen_$commit.json") > "$OUT/unigen_$commit.log" 2>&1
+  rc=$?; git -C "$ROOT" worktree remove --force "$wt"; [ $rc = 0 ] || exit $rc
+done
+fi
+"$PY" - "$OUT" "$BEFORE" "$AFTER" <<'PYEOF'
+import json, pathlib, sys
+out, before, after = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+peer_of = {"vae_conv": "pythae_vae_conv_compile", "pytorchgan": "torch_dcgan_pytorchgan32_compile"}
+peers = {}
+for line in (out / "peers.jsonl").read_text().splitlines():
+  r = json.loads(line)
+  peers[(r["name"], int(r["batch"]))] = float(r["median_steps_per_s"])
+rows = {c: json.loads((out / f"unigen_{c}.json").read_text())["rows"] for c in (before, after)}
+lines = [f"# Commit {before} vs {after}, steps/s, with the compiled peers in the same session", "",
+         f"Command: `bash benchmarks/compare_commits.sh {before} {after} {out.name}` "
+         "(experiments paused: an otherwise idle 2-core machine).", "",
+         f"| row | batch | peer | peer steps/s | {before} | ratio | {after} | ratio | {after} / {before} |",
+         "|---|---|---|---|---|---|---|---|---|"]
+for a, b in zip(rows[before], rows[after]):
+  peer = next(p for k, p in peer_of.items() if k in a["name"])
+  ps = peers.get((peer, a["batch"]), float("nan"))
+  x, y = a["steps_per_s"], b["steps_per_s"]
+  lines.append(f"| {a['name']} | {a['batch']} | {peer} | {ps:.3f} | {x:.3f} | {x / ps:.2f}x | "
+               f"{y:.3f} | {y / ps:.2f}x | {y / x:.2f} |")
+(out / "README.md").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
+PYEOF
