@@ -366,6 +366,9 @@ def write(out, f, plan, records, finals, selection, selection_lines, chosen, wal
       cells = []
       for column in SVAE_COLUMNS:
         values, seeds, planned = _values(records, finals, model, column, "svae_accuracy")
+        if planned == 0 and not values:  # its selection has not finished: nothing planned
+          cells.append(f"- [{PAPER_ACCURACY[model][column]}]")
+          continue
         text = stats.fmt(values, 4) if values else "not run"
         if values and len(values) < planned:
           text += f" ({len(values)} of {planned} seeds)"

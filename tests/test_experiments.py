@@ -128,6 +128,16 @@ def test_run_records_are_reused_only_for_the_same_config(fake_mnist, tmp_path):
   assert common.execute([changed], tmp_path / "w2", records, train_missing=False) == {}
 
 
+def test_table3_is_written_before_any_run_has_finished(fake_mnist, tmp_path):
+  """A table rebuilt mid-way (``--train=False``): cells whose selection has not finished are
+  '-', not an error (the semi-supervised rows included)."""
+  args = ["--preset=cpu", "--smoke", f"--mnist_dir={fake_mnist}", "--verify_checksums=False",
+          f"--workdir={tmp_path / 'w'}", "--models=svae,aasvae", "--train=False"]
+  assert table3_vae.main(args) == 0
+  text = (tmp_path / "w" / "cpu_smoke" / "table3_vae_smoke.md").read_text()
+  assert "0 of " in text and "| aasvae | - [" in text
+
+
 def test_table2_smoke_end_to_end(fake_mnist, tmp_path):
   args = ["--preset=cpu", "--smoke", f"--mnist_dir={fake_mnist}", "--verify_checksums=False",
           f"--workdir={tmp_path / 'w'}", "--models=gan,iwgan"]
