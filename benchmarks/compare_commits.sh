@@ -4,7 +4,8 @@
 # `git worktree`; the peers from ../shared/peers (its setup.sh makes /tmp/peers-*).
 #   bash benchmarks/compare_commits.sh BEFORE AFTER OUT_DIR
 # Knobs: ONLY=substring of the bench rows (default convchunk), BATCHES=256,512,1024,
-# PEER_ONLY=regex of the peer jobs (default: the compiled conv VAE and DCGAN peers).
+# PEER_ONLY=regex of the peer jobs (default: the compiled conv VAE and DCGAN peers). BEFORE and
+# AFTER may be the same commit (two measurements of each row, the session's noise).
 # Writes OUT_DIR/{peers.jsonl,unigen_BEFORE.json,unigen_AFTER.json,README.md}.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,10 +24,13 @@ for commit in "$BEFORE" "$AFTER"; do
   rc=$?; git -C "$ROOT" worktree remove --force "$wt"; [ $rc = 0 ] || exit $rc
 done
 fi
-"$PY" - "$OUT" "$BEFORE" "$AFTER" <<'PYEOF'
+(cd "$ROOT" && "$PY" - "$OUT" "$BEFORE" "$AFTER") <<'PYEOF'
 import json, pathlib, sys
 out, before, after = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-peer_of = {"vae_conv": "pythae_vae_conv_compile", "pytorchgan": "torch_dcgan_pytorchgan32_compile"}
+# Each row's peers (report.PAIRS); the fastest of them measured is the reference.
+sys.path.insert(0, ".")  # the repository (the heredoc runs there)
+from benchmarks import report  # noqa: E402
+peer_of = {name: names for name, names, *_ in report.PAIRS}
 peers = {}
 for line in (out / "peers.jsonl").read_text().splitlines():
   r = json.loads(line)
@@ -38,8 +42,9 @@ lines = [f"# Commit {before} vs {after}, steps/s, with the compiled peers in the
          f"| row | batch | peer | peer steps/s | {before} | ratio | {after} | ratio | {after} / {before} |",
          "|---|---|---|---|---|---|---|---|---|"]
 for a, b in zip(rows[before], rows[after]):
-  peer = next(p for k, p in peer_of.items() if k in a["name"])
-  ps = peers.get((peer, a["batch"]), float("nan"))
+  measured = {n: peers[(n, a["batch"])] for n in peer_of[a["name"]] if (n, a["batch"]) in peers}
+  peer = max(measured, key=measured.get) if measured else "-"
+  ps = measured.get(peer, float("nan"))
   x, y = a["steps_per_s"], b["steps_per_s"]
   lines.append(f"| {a['name']} | {a['batch']} | {peer} | {ps:.3f} | {x:.3f} | {x / ps:.2f}x | "
                f"{y:.3f} | {y / ps:.2f}x | {y / x:.2f} |")
