@@ -567,31 +567,6 @@ for chunk in (0, 16):
   assert rows[0][0] < 1e-5 and rows[16][0] < 1e-5, rows  # float rounding of sharded sums
 
 
-@pytest.mark.parametrize("variant", ["vae", "iwae", "avb", "aae"])
-def test_fast_softplus_is_the_same_step_to_float_rounding(variant):
-  """``fast_softplus``: the training likelihoods through ``distributions.softplus`` give the
-  same update and metrics as ``jax.nn.softplus`` to float rounding, and are another program
-  (not the default's, which stays bitwise as it was)."""
-  from unigen_jax import config as config_lib
-  batch = make_batch(n=8)
-  out = {}
-  for fast in (False, True):
-    model = train_step.build(variant, **MLP_IWAE, fast_softplus=fast)
-    step = train_step.make_train_step(model)
-    state, metrics = step(model.init(jax.random.key(0)), batch, jax.random.key(1))
-    out[fast] = (state.params, metrics, step.lower(model.init(jax.random.key(0)), batch,
-                                                   jax.random.key(1)).as_text())
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-               out[False][0], out[True][0])
-  for key in out[False][1]:
-    np.testing.assert_allclose(out[True][1][key], out[False][1][key], rtol=1e-5, atol=1e-5)
-  assert out[True][2] != out[False][2]
-  config = config_lib.get_config("iwae")
-  stored = config_lib.to_json(config)
-  config.model.fast_softplus = True  # the same function: may change on resume
-  assert config_lib.check_resume_compatible(stored, config) == []
-
-
 def test_conv_batch_chunk_is_checked_and_may_change_on_resume():
   from unigen_jax import config as config_lib
   with pytest.raises(ValueError, match="conv_batch_chunk must be >= 0"):
@@ -652,7 +627,7 @@ def test_generator_first_order_reuses_the_generator_batch_for_the_discriminator(
   for net, loss_fn in (("generator", generator_loss), ("discriminator", discriminator_loss)):
     grads = jax.grad(loss_fn)(state.params[net])
     expected = jax.tree.map(lambda p, g: p - lr * g, state.params[net], grads)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                  new.params[net], expected)
   np.testing.assert_allclose(metrics["discriminator/loss"],
                              discriminator_loss(state.params["discriminator"]), rtol=1e-5)
@@ -742,7 +717,7 @@ def test_microbatches_take_the_mean_gradient_over_chunks():
     grads.append(grad)
     losses.append(float(value))
   expected = jax.tree.map(lambda p, a, b: p - 0.1 * (a + b) / 2, before, *grads)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                new_state.params, expected)
   np.testing.assert_allclose(float(metrics["vae/loss"]), np.mean(losses), rtol=1e-6)
   # One chunk (microbatch_size >= batch) is the plain step, bitwise.

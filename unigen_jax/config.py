@@ -38,7 +38,7 @@ RESUMABLE_FIELDS = {"steps", "log_every", "checkpoint_every", "keep_checkpoints"
                     "num_samples", "progress", "data.prefetch", "data.data_dir",
                     "data.verify_checksums",
                     # the same function, another speed (e.g. resuming a CPU run on a GPU)
-                    "model.conv_batch_chunk", "model.fast_softplus"}
+                    "model.conv_batch_chunk"}
 RESUMABLE_PREFIXES = ("eval.", "validation.")
 
 # ModelConfig fields the config leaves to the dataset (None: the dataset's value).

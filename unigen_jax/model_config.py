@@ -86,11 +86,6 @@ class ModelConfig:
       mathematics for every variant, not bitwise (a shared kernel's gradient is summed
       over the chunks). Ignored by ``'mlp'``. A CPU setting: accelerators want the whole
       batch.
-    fast_softplus: ``False`` (default): the Bernoulli log-likelihoods of training use
-      ``jax.nn.softplus``. ``True``: :func:`unigen_jax.distributions.softplus`
-      (``max(l, 0) + log1p(exp(-|l|))``), equal to float rounding and cheaper on XLA:CPU
-      (``jax.nn.softplus`` goes through ``logaddexp``'s infinity handling), as the
-      evaluation's likelihood estimates always use; the same mathematics, not bitwise.
   """
   image_shape: tuple = (28, 28, 1)
   num_classes: int = 10
@@ -126,7 +121,6 @@ class ModelConfig:
   update_order: str = "default"
   microbatch_size: int = 0
   conv_batch_chunk: int = 0
-  fast_softplus: bool = False
 
   def __post_init__(self):
     object.__setattr__(self, "image_shape", tuple(int(d) for d in self.image_shape))

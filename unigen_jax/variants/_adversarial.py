@@ -193,8 +193,7 @@ def _encode_sample(ctx: Context, x):
 def _aae_autoencoder(ctx: Context, batch):
   x = batch["image"]
   z = _encode_sample(ctx, x)
-  recon = -jnp.mean(distributions.bernoulli_log_prob(x, ctx.apply("decoder", z),
-                                                     fast=ctx.cfg.fast_softplus))
+  recon = -jnp.mean(distributions.bernoulli_log_prob(x, ctx.apply("decoder", z)))
   adv, metrics = _specs.generator_term(ctx, ctx.apply("code_discriminator", z))
   return recon + ctx.cfg.adversarial_weight * adv, {"reconstruction_nll": recon, **metrics}
 

@@ -58,8 +58,7 @@ def avb_objective(ctx: Context, x, labels=None, record_stats: bool = True):
   del labels  # unconditional
   z = _avb_code(ctx, x, record_stats)
   log_likelihood = distributions.bernoulli_log_prob(x, ctx.apply("decoder", z,
-                                                                 record_stats=record_stats),
-                                                    fast=ctx.cfg.fast_softplus)
+                                                                 record_stats=record_stats))
   critic = ctx.apply("critic", x, z, record_stats=record_stats)
   per_example = losses.avb_negative_elbo(log_likelihood, critic, reduction="none")
   return per_example, {"elbo": -jnp.mean(per_example),
