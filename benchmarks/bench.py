@@ -199,6 +199,10 @@ PEER_MATCHED = {
     "unigen_gan_dcgan32_pytorchgan_convchunk16": ("gan", dict(
         architecture="dcgan_upsample", width=64, image_shape=(32, 32, 1), bn_epsilon=0.8,
         dropout=0.25, update_order="generator_first", conv_batch_chunk=16)),
+    # Our default order (D first), each convolution over chunks of at most 16 examples.
+    "unigen_gan_dcgan32_pytorchgan_dfirst_convchunk16": ("gan", dict(
+        architecture="dcgan_upsample", width=64, image_shape=(32, 32, 1), bn_epsilon=0.8,
+        dropout=0.25, conv_batch_chunk=16)),
     # The paper's DCGAN (28x28, width 64): our GAN step, for the FLOP utilisation.
     "unigen_gan_dcgan28": ("gan", dict(width=64)),
     "unigen_iwgan_dcgan28": ("iwgan", dict(width=64)),

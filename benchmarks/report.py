@@ -34,6 +34,9 @@ PAIRS = [
     ("unigen_gan_dcgan32_pytorchgan_dfirst", ["torch_dcgan_pytorchgan32_eager",
                                               "torch_dcgan_pytorchgan32_compile"], 1.5,
      "same, our default order (D first on its own fakes, then G)"),
+    ("unigen_gan_dcgan32_pytorchgan_dfirst_convchunk16", ["torch_dcgan_pytorchgan32_eager",
+                                                          "torch_dcgan_pytorchgan32_compile"],
+     1.5, "same, our default order and conv_batch_chunk=16"),
 ]
 
 
