@@ -63,6 +63,31 @@ def test_inception_score_exact_values():
     metrics.inception_score(np.zeros((5, 10)))
 
 
+def test_sample_class_diagnostics_exact_values():
+  # Two classes predicted with certainty, 3:1: H(marginal) = H(3/4, 1/4), no conditional entropy.
+  confident = 100.0 * np.eye(4)[[0, 0, 0, 1]]
+  d = metrics.sample_class_diagnostics(confident)
+  h = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))
+  assert d["class_frequencies"] == [0.75, 0.25, 0.0, 0.0]
+  assert d["marginal_entropy"] == pytest.approx(h, abs=1e-9)
+  assert d["mean_conditional_entropy"] == pytest.approx(0.0, abs=1e-9)
+  assert d["mean_confidence"] == pytest.approx(1.0, abs=1e-9)
+  assert d["one_split_inception_score"] == pytest.approx(np.exp(h), rel=1e-9)
+  # Unsure predictions: p(y|x) = (0.5, 0.5, 0, 0) for every x: H(marginal) = H(y|x) = log 2, IS 1.
+  unsure = np.log(np.array([[0.5, 0.5, 1e-30, 1e-30]] * 6))
+  d = metrics.sample_class_diagnostics(unsure)
+  assert d["marginal_entropy"] == pytest.approx(np.log(2), abs=1e-9)
+  assert d["mean_conditional_entropy"] == pytest.approx(np.log(2), abs=1e-9)
+  assert d["mean_confidence"] == pytest.approx(0.5, abs=1e-9)
+  assert d["one_split_inception_score"] == pytest.approx(1.0, abs=1e-9)
+  # The decomposition is the inception score of one split, on any logits.
+  logits = np.random.default_rng(0).normal(size=(500, 10)) * 3
+  assert (metrics.sample_class_diagnostics(logits)["one_split_inception_score"]
+          == pytest.approx(metrics.inception_score(logits, num_splits=1)[0], rel=1e-12))
+  with pytest.raises(metrics.MetricError, match="logits"):
+    metrics.sample_class_diagnostics(np.zeros(10))
+
+
 def test_conditional_accuracy_and_frechet_distance():
   logits = np.eye(4)[[0, 1, 2, 3, 0]]
   assert metrics.conditional_accuracy(logits, [0, 1, 2, 3, 1]) == pytest.approx(0.8)

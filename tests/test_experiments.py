@@ -150,6 +150,9 @@ def test_table2_smoke_end_to_end(fake_mnist, tmp_path):
   assert (out.with_suffix("") / "gan_samples.png").exists() and out.with_suffix(".png").exists()
   iw = json.loads(next((out.with_suffix("") / "runs").glob("iwgan_*steps_seed0.json")).read_text())
   assert any("iw_ess" in row for row in iw["curve"]) and any("d_fake" in row for row in iw["curve"])
+  # The final evaluation says where the score is lost (class balance vs confidence).
+  assert set(iw["eval"]["sample_class_diagnostics"]) >= {"class_frequencies", "marginal_entropy"}
+  assert "## Where the inception score is lost" in text and "| real MNIST test set | - |" in text
   # The classifier is cached by content: a second call finds it.
   cached = list((tmp_path / "w" / "classifiers").iterdir())
   assert len(cached) == 1 and cached[0].name.startswith("mnist-")

@@ -173,7 +173,10 @@ class Evaluator:
               for i, chunk in enumerate(chunks)]
     return np.concatenate(images), labels
 
-  def __call__(self, state, key, num_generated: Optional[int] = None) -> dict:
+  def __call__(self, state, key, num_generated: Optional[int] = None,
+               diagnostics: bool = False) -> dict:
+    """Every metric of the settings; ``diagnostics`` adds ``sample_class_diagnostics`` (a dict:
+    :func:`unigen_jax.metrics.sample_class_diagnostics` of the same samples) to the result."""
     s = self.settings
     result = {"step": int(state.step)}
     start = time.time()
@@ -196,6 +199,8 @@ class Evaluator:
         result["inception_score"], result["inception_score_std"] = metric_lib.inception_score(logits)
       if "conditional_accuracy" in s.metrics:
         result["conditional_accuracy"] = metric_lib.conditional_accuracy(logits, sample_labels)
+      if diagnostics:
+        result["sample_class_diagnostics"] = metric_lib.sample_class_diagnostics(logits)
       if "fid" in s.metrics:
         result["fid"] = metric_lib.frechet_distance(self.classifier.features(samples),
                                                     self.classifier.features(self.images))
@@ -221,7 +226,7 @@ class Evaluator:
 
 def final_report(evaluator: Evaluator, state, seed: int) -> dict:
   """The end-of-training evaluation in the layout of ``eval.json`` (test-set names)."""
-  raw = evaluator(state, jax.random.key(seed + 1))
+  raw = evaluator(state, jax.random.key(seed + 1), diagnostics=True)
   result = dict(evaluator.describe(), step=raw["step"], eval_time_s=raw["eval_time_s"])
   names = {"elbo": "test_elbo", "iwae": "test_log_likelihood_iwae"}
   for key, value in raw.items():

@@ -90,6 +90,42 @@ def inception_score(logits: np.ndarray, num_splits: int = 10) -> tuple[float, fl
   return float(np.mean(scores)), float(np.std(scores))
 
 
+def sample_class_diagnostics(logits: np.ndarray) -> dict:
+  r"""Why an inception score falls short of its ceiling: class balance vs confidence.
+
+  Over all ``N`` samples (one split), with :math:`\bar p = \frac1N \sum_x p(y|x)`,
+
+  .. math::
+     \log \mathrm{IS}_1 = H(\bar p) - \frac1N \sum_x H(p(y|x)),
+
+  so a score below the real data's comes from a less even class marginal (the first term;
+  :math:`\log C` at most) or from less confident class predictions (the second).
+
+  Args:
+    logits: classifier logits of the samples, ``[N, C]``.
+
+  Returns:
+    ``class_frequencies`` (share of samples per predicted class, ``[C]``),
+    ``marginal_entropy`` :math:`H(\bar p)` and ``mean_conditional_entropy`` (nats),
+    ``mean_confidence`` (mean of :math:`\max_y p(y|x)`) and ``one_split_inception_score``
+    (:math:`\exp` of their difference: :func:`inception_score` with ``num_splits=1``).
+  """
+  logits = np.asarray(logits, np.float64)
+  if logits.ndim != 2 or len(logits) < 1:
+    raise MetricError(f"class diagnostics need logits [N >= 1, C], got {logits.shape}.")
+  log_p = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+  p = np.exp(log_p)
+  marginal = p.mean(0)
+  marginal_entropy = float(-np.sum(marginal * np.log(np.clip(marginal, 1e-300, None))))
+  conditional_entropy = float(np.mean(-np.sum(p * log_p, axis=1)))
+  counts = np.bincount(np.argmax(logits, axis=1), minlength=logits.shape[1])
+  return {"class_frequencies": [round(float(c), 6) for c in counts / len(logits)],
+          "marginal_entropy": marginal_entropy,
+          "mean_conditional_entropy": conditional_entropy,
+          "mean_confidence": float(np.mean(p.max(1))),
+          "one_split_inception_score": math.exp(marginal_entropy - conditional_entropy)}
+
+
 def conditional_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
   """Fraction of conditional samples the evaluation classifier assigns to their conditioning label."""
   return float(np.mean(np.argmax(np.asarray(logits), axis=1) == np.asarray(labels)))
