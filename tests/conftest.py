@@ -33,7 +33,6 @@ LONGEST_FIRST = (
     "test_benchmarks.py::test_accelerator_suite_runs_data_parallel_and_reports_mfu",
     "test_train_step.py::test_sharded_steps_match_single_device_on_8_simulated_devices",
     "test_transforms.py::test_transforms_equal_the_hand_written_models_bitwise",
-    "test_transforms.py::test_new_transferred_variants_take_sharded_steps",
     "test_refactor_equivalence.py::test_fixed_seed_steps_are_bitwise_those_of_the_reference_commit",
     "test_examples.py::test_pure_jax_iwgan_and_iwae_reach_their_quality_figures",
     "test_experiments.py::test_table2_smoke_end_to_end",
