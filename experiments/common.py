@@ -78,6 +78,9 @@ class Run:
   seed: int
   config: ml_collections.ConfigDict
   role: str = "final"            # 'final', 'selection' (hyperparameter choice), 'curve'
+  # Names of runs (workdirs under the same root) this run may continue: the same config with
+  # fewer steps. A finished one is copied in as the start (see ``warm_start``).
+  continues: tuple = ()
 
   def fingerprint(self) -> str:
     """SHA-256 of what makes the run's result: variant, its revision, and the config fields
@@ -161,6 +164,11 @@ def execute(runs: list, root: pathlib.Path, records: pathlib.Path, *, train_miss
       log(f"== {run.name}: its record has another config (fingerprint "
           f"{record.get('fingerprint')} != {fingerprint}); not reused")
     workdir = root / run.name
+    if train_missing and not workdir.exists():
+      source = warm_start(run, root)
+      if source:
+        log(f"== {run.name}: starts from the finished run {source} (the same config, "
+            "fewer steps; training continues from its last checkpoint)")
     summary_path = workdir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if not _complete(summary, run.config):
@@ -184,9 +192,63 @@ def execute(runs: list, root: pathlib.Path, records: pathlib.Path, *, train_miss
         "final_metrics": summary.get("final_metrics"),
         "config_overrides": overrides_of(run.config),
         "curve": _curve(workdir, curve_every)}
+    if (workdir / WARM_START_FILE).exists():
+      record["warm_start"] = json.loads((workdir / WARM_START_FILE).read_text())
     record_path.write_text(json.dumps(record, indent=1, default=str))
     out[run.name] = record
   return out
+
+
+WARM_START_FILE = "warm_start.json"
+
+
+def warm_start(run: Run, root: pathlib.Path) -> str | None:
+  """Starts ``run``'s (absent) workdir as a copy of the finished run among ``run.continues``
+  with the most steps below ``run.config.steps`` whose config equals ``run.config`` up to
+  the fields that may change on resume (``steps``, logging, evaluation). Returns its name.
+
+  Training then resumes from the copy's last checkpoint: the step's RNG is
+  ``fold_in(key, step)``, the data order is restored from the checkpoint and a resumed run
+  is bitwise the uninterrupted one, so a run continued from N to M steps is the run trained
+  for M steps directly, at the cost of M - N steps (tested). The copy's final outputs of
+  step N (summary, evaluation) are left out; ``warm_start.json`` says where it started and
+  the code stamp names both commits when they differ.
+  """
+  workdir = root / run.name
+  resolved, _ = config_lib.resolve_config(run.config)  # config.json holds the resolved one
+  best = None
+  for name in run.continues:
+    source = root / name
+    try:
+      summary = json.loads((source / "summary.json").read_text())
+      stored = json.loads((source / "config.json").read_text())
+    except (OSError, ValueError):
+      continue  # absent or unfinished: nothing to continue
+    steps = stored.get("steps")
+    # summary.json is written when a run ends; one stopped early is no shorter run.
+    finished = (summary.get("final_step") == steps
+                and not (summary.get("validation") or {}).get("stopped_early"))
+    if (finished and isinstance(steps, int) and steps < run.config.steps
+        and not config_lib.check_resume_compatible(stored, resolved)
+        and (best is None or steps > best[1])):
+      best = (name, steps)
+  if best is None:
+    return None
+  name, steps = best
+  partial = root / f".{run.name}.partial"
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.rmtree(partial, ignore_errors=True)
+  shutil.copytree(root / name, partial,
+                  ignore=shutil.ignore_patterns("summary.json", "eval.json", ".lock*"))
+  stamp = partial / "code_version.txt"
+  before = stamp.read_text().strip() if stamp.exists() else "unknown"
+  now_code = code_version()
+  stamp.write_text((before if before == now_code
+                    else f"{before} (steps 0-{steps}), {now_code} (after)") + "\n")
+  (partial / WARM_START_FILE).write_text(json.dumps(
+      {"run": name, "step": steps, "trained_with_code": before}, indent=1))
+  partial.rename(workdir)  # the workdir appears whole or not at all
+  return name
 
 
 def parse_shard(text: str) -> tuple[int, int]:

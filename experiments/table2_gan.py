@@ -19,10 +19,18 @@ Protocol:
 2. **Curves** (``curve`` runs, one seed per model, ``preset.curve_steps``): inception
    score and conditional accuracy of 5,000 generated samples every ``eval_every`` steps.
    These metrics use no held-out images, and certainly not the test set. The step count
-   of the final runs is chosen from them: the first evaluated step at which the 3-point
-   moving average of every model of the pair has reached ``plateau`` (99%) of its maximum.
+   of the final runs is chosen from them: the first evaluated step from which the 3-point
+   moving average of every model of the pair stays within ``PLATEAU_TOLERANCE`` of its
+   maximum, i.e. half the paper's IW - base gap of the metric (0.055 IS, 0.001 accuracy):
+   training longer would change the score by less than the effect under test. A plateau is
+   claimed only if that step leaves at least the last ``plateau_tail`` (a fifth) of the
+   curve after it; otherwise the table says the curve had not plateaued and the finals use
+   the curve's last step. Inception-score curves run 60,000 steps on ``cpu`` (at 30,000 the
+   GAN pair was still rising by ~0.01 IS per 1,000 steps).
 3. **Final runs**, seeds 0..n-1, trained for the chosen steps and scored once at the end
-   with 10,000 samples (10 splits); Welch's t-test for IW > base. The table reports the
+   with 10,000 samples (10 splits); Welch's t-test for IW > base. A final run starts from
+   the finished workdir of the same model and seed with fewer steps when one is there
+   (``common.warm_start``: bitwise the run trained directly, at the cost of the missing steps). The table reports the
    seed std at convergence and how many seeds a gap of the paper's size (+0.11 IS) needs.
 4. **Diagnostics** committed with the results: the effective sample size of the Eq. 16
    weights and D(real) / D(fake) over training (run records and the figure).
@@ -47,6 +55,9 @@ from experiments import stats
 PAPER = {"gan": (8.34, 0.03), "iwgan": (8.45, 0.04), "cgan": (0.985, 0.002),
          "iwcgan": (0.987, 0.002)}
 PAIRS = (("gan", "iwgan"), ("cgan", "iwcgan"))  # the paper's; --pairs runs others
+# Half the paper's IW - base gap (8.45 - 8.34 IS; 0.987 - 0.985 accuracy): a curve within it
+# of its maximum has stopped rising for the purpose of the comparison.
+PLATEAU_TOLERANCE = {"inception_score": 0.055, "conditional_accuracy": 0.001}
 
 
 def metric_of(model: str) -> str:
@@ -67,19 +78,23 @@ PAPER_SVHN = {"gan": "5.18 ± .03", "iwgan": "5.34 ± .03", "cgan": "0.797 ± .0
 class Preset:
   width: int
   batch_size: int
-  curve_steps: int            # length of the curve runs the step count is chosen from
+  curve_steps: dict           # metric -> length of the curve runs the steps are chosen from
   eval_every: int
   curve_samples: int          # generated samples per curve point
   final_samples: int          # generated samples of the final score
   seeds: int                  # final runs per model (at least; see --seeds)
   classifier_steps: int
-  plateau: float = 0.99
+  plateau_tail: float = 0.2   # the plateau must cover at least this last part of the curve
 
 
 PRESETS = {
-    "cpu": Preset(width=32, batch_size=64, curve_steps=30000, eval_every=1000,
+    "cpu": Preset(width=32, batch_size=64,
+                  curve_steps={"inception_score": 60000, "conditional_accuracy": 30000},
+                  eval_every=1000,
                   curve_samples=5000, final_samples=10000, seeds=5, classifier_steps=4000),
-    "paper": Preset(width=64, batch_size=64, curve_steps=100000, eval_every=2000,
+    "paper": Preset(width=64, batch_size=64,
+                    curve_steps={"inception_score": 100000, "conditional_accuracy": 100000},
+                    eval_every=2000,
                     curve_samples=10000, final_samples=50000, seeds=5, classifier_steps=10000),
 }
 
@@ -108,7 +123,9 @@ def define_flags(f):
 
 
 def _smoke(preset: Preset) -> Preset:
-  return dataclasses.replace(preset, width=4, batch_size=8, curve_steps=6, eval_every=2,
+  return dataclasses.replace(preset, width=4, batch_size=8,
+                             curve_steps={"inception_score": 6, "conditional_accuracy": 6},
+                             eval_every=2,
                              curve_samples=100, final_samples=100, seeds=2, classifier_steps=10)
 
 
@@ -130,31 +147,44 @@ def run_config(model, seed, steps, preset, f, classifier_dir, final: bool):
   return config
 
 
-def choose_steps(records: dict, preset: Preset, models, pairs=PAIRS) -> tuple[dict, list]:
-  """{pair: steps}: the first step where every model's 3-point moving average is >= plateau x max."""
-  chosen, lines = {}, []
+def plateau_step(steps, values, tolerance: float) -> tuple[int, float, int]:
+  """(first step from which the 3-point moving average stays within ``tolerance`` of its
+  maximum, that maximum, the step of the maximum)."""
+  values = np.asarray(values, dtype=float)
+  smooth = np.convolve(values, np.ones(3) / 3, mode="valid") if len(values) >= 3 else values
+  smooth_steps = list(steps)[len(steps) - len(smooth):]
+  # 1e-9: curve values are ratios like k / 5000; equality must not depend on rounding.
+  below = np.flatnonzero(smooth < smooth.max() - tolerance - 1e-9)
+  first = smooth_steps[below[-1] + 1] if len(below) else smooth_steps[0]
+  return int(first), float(smooth.max()), int(smooth_steps[int(np.argmax(smooth))])
+
+
+def choose_steps(records: dict, preset: Preset, models, pairs=PAIRS) -> tuple[dict, list, dict]:
+  """({pair: steps}, table lines, {pair: plateau shown}): the first step from which every
+  model's moving average stays within ``PLATEAU_TOLERANCE`` of its maximum; a plateau is
+  shown when that leaves at least ``preset.plateau_tail`` of the curve after it, otherwise
+  the pair gets the curve's last step."""
+  chosen, lines, plateaued = {}, [], {}
   for base, iw in pairs:
     if base not in models or iw not in models:
       continue
     curves = [records.get(f"curve_{run_name(m)}_seed100") for m in (base, iw)]
     if any(c is None for c in curves):
       continue
-    metric = f"val/{metric_of(base)}"
+    metric = metric_of(base)
+    tolerance, length = PLATEAU_TOLERANCE[metric], preset.curve_steps[metric]
     firsts = []
     for model, record in zip((base, iw), curves):
-      points = [(r["step"], r[metric]) for r in record["curve"] if metric in r]
-      steps = [s for s, _ in points]
-      values = np.array([v for _, v in points])
-      smooth = np.convolve(values, np.ones(3) / 3, mode="valid") if len(values) >= 3 else values
-      smooth_steps = steps[len(steps) - len(smooth):]
-      target = preset.plateau * smooth.max()
-      first = next(s for s, v in zip(smooth_steps, smooth) if v >= target)
+      points = [(r["step"], r[f"val/{metric}"]) for r in record["curve"] if f"val/{metric}" in r]
+      first, top, top_step = plateau_step([s for s, _ in points], [v for _, v in points],
+                                          tolerance)
       firsts.append(first)
-      lines.append(f"| {model} | {metric[4:]} | max of the moving average {smooth.max():.4g} "
-                   f"at step {smooth_steps[int(np.argmax(smooth))]} | reaches "
-                   f"{preset.plateau:.0%} of it at step {first} |")
-    chosen[(base, iw)] = int(max(firsts))
-  return chosen, lines
+      lines.append(f"| {model} | {metric} | {length} | max of the moving average {top:.4g} "
+                   f"at step {top_step} | within {tolerance:g} of it from step {first} |")
+    step = int(max(firsts))
+    plateaued[(base, iw)] = step <= (1 - preset.plateau_tail) * length
+    chosen[(base, iw)] = step if plateaued[(base, iw)] else length
+  return chosen, lines, plateaued
 
 
 def main(argv=None) -> int:
@@ -180,37 +210,56 @@ def main(argv=None) -> int:
   records_dir = out.with_suffix("") / "runs"
   from unigen_jax import eval_classifier  # pylint: disable=g-import-not-at-top
   from unigen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  # The classifier's weights are committed with the results and seed the cache: retrained on
+  # another machine, the same recipe gives other weights (XLA:CPU's float results depend on
+  # the CPU), and every final of a table must be scored by one classifier.
+  cache, committed = pathlib.Path(f.workdir) / "classifiers", out.with_suffix("") / "classifiers"
+  for saved in sorted(committed.glob("*/classifier.json")):
+    if not (cache / saved.parent.name).exists():
+      shutil.copytree(saved.parent, cache / saved.parent.name)
   try:
     classifier_dir = eval_classifier.cached_classifier(
-        pathlib.Path(f.workdir) / "classifiers", "mnist", split="train", data_dir=f.mnist_dir,
+        cache, "mnist", split="train", data_dir=f.mnist_dir,
         steps=preset.classifier_steps, width=32 if not f.smoke else 4,
         verify=f.verify_checksums, log=lambda s: print(s, file=sys.stderr, flush=True))
   except input_pipeline.DataError as err:
     print(f"error: {err}", file=sys.stderr)
     return 2
-  classifier = eval_classifier.EvalClassifier.load(classifier_dir)
+  classifier = eval_classifier.EvalClassifier.load(classifier_dir)  # checks its SHA-256
+  if not (committed / classifier_dir.name).exists():
+    shutil.copytree(classifier_dir, committed / classifier_dir.name)
   from unigen_jax import metrics as metric_lib  # pylint: disable=g-import-not-at-top
   test_images, _ = input_pipeline.load_eval_split("mnist", "test", data_dir=f.mnist_dir,
                                                   verify=f.verify_checksums)
   real = metric_lib.sample_class_diagnostics(classifier.logits(test_images))
   curves = [common.Run(name=f"curve_{run_name(m)}_seed100", group=m, column="curve", seed=100,
-                       role="curve", config=run_config(m, 100, preset.curve_steps, preset, f,
-                                                       classifier_dir, final=False))
+                       role="curve", config=run_config(m, 100, preset.curve_steps[metric_of(m)],
+                                                       preset, f, classifier_dir, final=False))
             for m in f.models]
   records = common.execute_shared(curves, root, records_dir, shard, shards,
                                   train_missing=f.train)
-  chosen, curve_lines = choose_steps(records, preset, f.models, pairs)
+  chosen, curve_lines, plateaued = choose_steps(records, preset, f.models, pairs)
   finals = []
   for pair, steps in chosen.items():
     for seed in range(f.seeds or preset.seeds):
       for model in pair:
+        # Finished finals of the same model and seed with fewer steps (e.g. of an earlier
+        # step choice) are where this one may start (bitwise the same run, fewer steps).
+        shorter = tuple(sorted(p.name for p in root.glob(f"{run_name(model)}_*steps_seed{seed}")
+                               if p.is_dir()))
         finals.append(common.Run(name=f"{run_name(model)}_{steps}steps_seed{seed}", group=model,
-                                 column=str(steps), seed=seed,
+                                 column=str(steps), seed=seed, continues=shorter,
                                  config=run_config(model, seed, steps, preset, f, classifier_dir,
                                                    final=True)))
   if f.train:
     common.execute(common.share(finals, shard, shards), root, records_dir)
   records.update(common.execute(finals, root, records_dir, train_missing=False))
+  excluded = sorted(r.name for r in finals
+                    if r.name in records and not scored_by(records[r.name], classifier.summary()))
+  for name in excluded:
+    print(f"{name}: scored by another classifier instance than {classifier_dir.name}'s "
+          "committed weights; left out of the table", file=sys.stderr)
+    records.pop(name)
   grids = out.with_suffix("")
   for model in f.models:
     done = sorted((r for r in finals if r.group == model and r.name in records),
@@ -220,8 +269,17 @@ def main(argv=None) -> int:
       if pngs:
         shutil.copyfile(pngs[-1], grids / f"{run_name(model)}_samples.png")
   write(out, f, preset, classifier, records, curves, finals, chosen, curve_lines, argv, pairs,
-        real)
+        real, plateaued, excluded)
   return 0
+
+
+def scored_by(record, classifier_summary) -> bool:
+  """Whether a final run was scored by this classifier (its test accuracy and real-test IS,
+  which differ between two trainings of the same recipe on different machines)."""
+  used = ((record.get("eval") or {}).get("classifier") or {})
+  return (used.get("test_accuracy") == classifier_summary["test_accuracy"]
+          and list(used.get("real_inception_score") or []) ==
+          list(classifier_summary["real_inception_score"]))
 
 
 def _final_values(records, finals, model):
@@ -234,7 +292,7 @@ def _final_values(records, finals, model):
 
 
 def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lines, argv,
-          pairs=PAIRS, real=None):
+          pairs=PAIRS, real=None, plateaued=None, excluded=()):
   done = [records[r.name] for r in curves + finals if r.name in records]
   command = common.table_command("experiments.table2_gan", argv)
   clf = classifier.summary()
@@ -253,19 +311,32 @@ def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lin
            f"Evaluation classifier: {clf['trained_on']}; MNIST test accuracy "
            f"{clf['test_accuracy']:.4f} (paper's 0.990); inception score of the real MNIST "
            f"test set {clf['real_inception_score'][0]:.2f} ± {clf['real_inception_score'][1]:.2f}"
-           " (the ceiling; paper's 9.09).", ""]
+           " (the ceiling; paper's 9.09). Its weights are committed with the run records "
+           "(`classifiers/`), so every session scores with the same classifier."
+           + (f" Left out, scored by another classifier instance: {', '.join(excluded)}."
+              if excluded else ""), ""]
   if curve_lines:
     lines += ["## Step count, chosen on the curves (generated samples only)", "",
-              f"One curve run per model (seed 100, {preset.curve_steps} steps, "
-              f"{preset.curve_samples} samples every {preset.eval_every} steps).", "",
-              "| model | metric | curve | plateau |", "|---|---|---|---|"] + curve_lines
-    lines += [""] + [f"- {b} / {i}: {s} steps" for (b, i), s in chosen.items()] + [""]
+              f"One curve run per model (seed 100, {preset.curve_samples} samples every "
+              f"{preset.eval_every} steps). Chosen: the first step from which the 3-point "
+              "moving average of both models stays within half the paper's IW - base gap "
+              "of its maximum; a plateau is claimed when that step leaves at least the last "
+              f"{preset.plateau_tail:.0%} of the curve after it.", "",
+              "| model | metric | curve steps | curve | plateau |", "|---|---|---|---|---|"]
+    lines += curve_lines + [""]
+    for (b, i), s in chosen.items():
+      shown = (plateaued or {}).get((b, i), True)
+      lines.append(f"- {b} / {i}: {s} steps" + ("" if shown else
+                   " (**no plateau within the curve**: the finals use its last step, and the "
+                   "scores below may still be rising)"))
+    lines += [""]
   lines += ["## Results", "",
             f"Final runs: scored once at the chosen step with {preset.final_samples} samples "
             "(inception score: 10 splits). Mean ± sample std (ddof=1) over seeds.", "",
             "| model | metric | paper (MNIST, 5 runs) | ours | per seed |",
             "|---|---|---|---|---|"]
   data = {"classifier": clf, "chosen_steps": {f"{b}/{i}": s for (b, i), s in chosen.items()},
+          "plateau_shown": {f"{b}/{i}": bool(v) for (b, i), v in (plateaued or {}).items()},
           "cells": {}, "pairs": []}
   for model in f.models:
     values, seeds = _final_values(records, finals, model)

@@ -156,6 +156,12 @@ def test_table2_smoke_end_to_end(fake_mnist, tmp_path):
   # The classifier is cached by content: a second call finds it.
   cached = list((tmp_path / "w" / "classifiers").iterdir())
   assert len(cached) == 1 and cached[0].name.startswith("mnist-")
+  # Its weights go with the records, and seed an empty cache (another machine) next time.
+  saved = out.with_suffix("") / "classifiers" / cached[0].name
+  assert (saved / "classifier.msgpack").read_bytes() == (cached[0] / "classifier.msgpack").read_bytes()
+  summary = json.loads((saved / "classifier.json").read_text())
+  assert table2_gan.scored_by(iw, summary)
+  assert not table2_gan.scored_by(iw, dict(summary, test_accuracy=summary["test_accuracy"] + 1e-4))
 
 
 def test_table2_pairs_beyond_the_paper():
@@ -257,3 +263,65 @@ def test_experiment_flags_errors_are_one_line():
   assert common.parse_shard("1/3") == (1, 3)
   with pytest.raises(common.UsageError, match="does not exist|not found|no such"):
     table3_vae.main(["--mnist_dir=/nonexistent/mnist"])
+
+
+def test_plateau_step_is_where_the_curve_stays_within_the_tolerance():
+  steps = list(range(1000, 11000, 1000))
+  # Moving averages (from step 3000): 2, 3, 4, 4.9, 5, 5, 4.67, 5; the maximum 5.
+  values = [1, 2, 3, 4, 5, 5.7, 4.3, 5, 4.7, 5.3]
+  first, top, top_step = table2_gan.plateau_step(steps, values, 0.15)
+  assert first == 10000 and top == pytest.approx(5.0)  # the dip to 4.67 at 9000 is out
+  assert top_step in (7000, 8000, 10000)
+  assert table2_gan.plateau_step(steps, values, 0.4)[0] == 6000  # 4.9 and 4.67 are within
+  assert table2_gan.plateau_step(steps, values, 1.5)[0] == 5000  # 4 too; 3 at 4000 is not
+  # Exact ratios (k / 5000) at the boundary count as within, whatever the rounding.
+  assert table2_gan.plateau_step([1, 2, 3, 4], [0.9926, 0.9926, 0.9926, 0.9936], 0.001)[0] == 3
+
+
+def test_the_step_choice_claims_a_plateau_only_with_a_fifth_of_the_curve_after_it():
+  preset = table2_gan._smoke(table2_gan.PRESETS["cpu"])
+  preset = table2_gan.dataclasses.replace(
+      preset, curve_steps={"inception_score": 10000, "conditional_accuracy": 10000})
+  steps = list(range(1000, 11000, 1000))
+  flat = [4, 5, 6, 6.5, 6.5, 6.5, 6.5, 6.5, 6.5, 6.5]
+  rising = [4, 5, 6, 6.1, 6.2, 6.3, 6.4, 6.5, 6.6, 6.7]  # +0.1 per 1,000 steps to the end
+  record = lambda v: {"curve": [{"step": s, "val/inception_score": x} for s, x in zip(steps, v)]}  # noqa: E731
+  chosen, lines, plateaued = table2_gan.choose_steps(
+      {"curve_gan_seed100": record(flat), "curve_iwgan_seed100": record(flat)}, preset,
+      ["gan", "iwgan"])
+  assert chosen == {("gan", "iwgan"): 6000} and plateaued[("gan", "iwgan")] and len(lines) == 2
+  chosen, _, plateaued = table2_gan.choose_steps(
+      {"curve_gan_seed100": record(flat), "curve_iwgan_seed100": record(rising)}, preset,
+      ["gan", "iwgan"])
+  assert chosen == {("gan", "iwgan"): 10000} and not plateaued[("gan", "iwgan")]
+
+
+def test_a_run_continued_from_a_finished_shorter_run_is_the_run_trained_directly(
+    fake_mnist, tmp_path):
+  """``common.warm_start``: 4 steps, then continued to 8, equals 8 steps from scratch."""
+  def run(name, steps, continues=()):
+    config = common.config_for("vae", "mnist", seed=3, data_dir=fake_mnist, width=4,
+                               batch_size=8, steps=steps, log_every=1, checkpoint_every=2)
+    config.data.verify_checksums = False
+    config.eval.num_examples = 50
+    config.eval.metrics = "elbo"  # like a table's final run: evaluated and sampled at its end
+    config.sample_every = steps
+    return common.Run(name=name, group="vae", column="c", seed=3, config=config,
+                      continues=continues)
+  direct = common.execute([run("direct", 8)], tmp_path / "a", tmp_path / "ra")["direct"]
+  short = common.execute([run("short", 4)], tmp_path / "b", tmp_path / "rb")["short"]
+  # A run of another config (latent size) is no start for it: trained from scratch instead.
+  other = run("other", 2)
+  other.config.model.latent_dim = 3
+  common.execute([other], tmp_path / "b", tmp_path / "rb")
+  longer = common.execute([run("longer", 8, ("short", "other", "absent"))], tmp_path / "b",
+                          tmp_path / "rb")["longer"]
+  assert longer["warm_start"]["run"] == "short" and longer["warm_start"]["step"] == 4
+  assert longer["final_step"] == 8 and short["final_step"] == 4 and short["eval"]["metrics"] == ["elbo"]
+  untimed = lambda e: {k: v for k, v in e.items() if not k.endswith("time_s")}  # noqa: E731
+  assert untimed(longer["eval"]) == untimed(direct["eval"]) and "elbo" in str(direct["eval"])
+  assert longer["final_metrics"] == direct["final_metrics"]
+  assert longer["curve"] == direct["curve"]  # steps 1-4 copied, 5-8 trained: bitwise equal
+  assert longer["fingerprint"] == direct["fingerprint"]
+  # The shorter run's workdir and record are untouched.
+  assert json.loads((tmp_path / "b" / "short" / "summary.json").read_text())["final_step"] == 4
