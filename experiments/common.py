@@ -135,8 +135,8 @@ def _curve(workdir: pathlib.Path, every: int = 1) -> list:
 
 
 def _complete(summary: dict, config) -> bool:
-  if "eval" not in summary:
-    return False
+  if config.eval.metrics and "eval" not in summary:
+    return False  # a run without final metrics (a curve run) is complete at its last step
   if summary.get("final_step") == config.steps:
     return True
   return bool((summary.get("validation") or {}).get("stopped_early"))

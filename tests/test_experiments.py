@@ -325,3 +325,19 @@ def test_a_run_continued_from_a_finished_shorter_run_is_the_run_trained_directly
   assert longer["fingerprint"] == direct["fingerprint"]
   # The shorter run's workdir and record are untouched.
   assert json.loads((tmp_path / "b" / "short" / "summary.json").read_text())["final_step"] == 4
+
+
+def test_a_finished_run_without_final_metrics_is_not_started_again(fake_mnist, tmp_path):
+  """A curve run (no ``eval.metrics``) is complete at its last step: a rerun of the table
+  writes its record from the workdir instead of resuming it (which rewrote its summary with
+  the wall time of a zero-step invocation)."""
+  config = common.config_for("vae", "mnist", seed=0, data_dir=fake_mnist, width=4,
+                             batch_size=8, steps=2, log_every=1, checkpoint_every=2)
+  config.data.verify_checksums = False
+  run = common.Run(name="curve", group="vae", column="curve", seed=0, config=config,
+                   role="curve")
+  first = common.execute([run], tmp_path / "w", tmp_path / "r1")["curve"]
+  summary = (tmp_path / "w" / "curve" / "summary.json").read_text()
+  again = common.execute([run], tmp_path / "w", tmp_path / "r2")["curve"]
+  assert (tmp_path / "w" / "curve" / "summary.json").read_text() == summary
+  assert again["wall_time_s"] == first["wall_time_s"] and again["eval"] is None
