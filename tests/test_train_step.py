@@ -469,11 +469,11 @@ CHUNKED_ARCHITECTURES = {
 }
 
 
-# The default suite keeps the conv VAE's backbones (the same chunking code); the DCGAN step
-# with chunks is checked in float32 by test_conv_batch_chunk_reaches_every_convolution_of_the_step.
-@pytest.mark.parametrize("architecture", [
-    pytest.param("dcgan", marks=pytest.mark.slow), "conv",
-    pytest.param("dcgan_upsample", marks=pytest.mark.slow)])
+# Slow (45-60 s each on 2 cores): the default suite checks chunking by
+# test_over_batch_chunks_is_the_same_function_over_contiguous_chunks (float64, gradients
+# included) and the chunked DCGAN step by test_conv_batch_chunk_reaches_every_convolution_of_the_step.
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", ["dcgan", "conv", "dcgan_upsample"])
 def test_conv_batch_chunk_computes_the_same_networks_in_float64(architecture):
   """Every conv backbone with ``batch_chunk``: the same outputs and parameter gradients as
   without (float64, to 1e-10) in training mode, i.e. with batch norm over the whole batch:
