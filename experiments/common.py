@@ -334,7 +334,9 @@ def parse_pairs(items, is_transfer: Callable, transfer_name: str, form: str,
 
 def run_time_line(records) -> str:
   total = sum((r.get("wall_time_s") or 0.0) for r in records)
-  return f"runs' own wall time {total / 3600:.1f} h summed over {len(records)} runs"
+  unknown = sum(r.get("wall_time_s") is None for r in records)
+  return (f"runs' own wall time {total / 3600:.1f} h summed over {len(records)} runs"
+          + (f" ({unknown} without a recorded time, counted as 0)" if unknown else ""))
 
 
 def write_table(path: pathlib.Path, lines: list, data: dict) -> None:

@@ -86,7 +86,8 @@ def write_comparison(root: pathlib.Path, results: dict, f) -> None:
     for data, ev in res["eval"].items():
       lines.append(f"| {variant} | {data} ({ev['num_examples']} images, {ev['binarization']} "
                    f"binarisation) | {ev['test_elbo']:.2f} | {ev['test_log_likelihood_iwae']:.2f} "
-                   f"| {s['steps_per_sec']:.1f} | {s['wall_time_s']:.0f} |")
+                   f"| {s['steps_per_sec']:.1f} | "
+                   + (f"{s['wall_time_s']:.0f} |" if s["wall_time_s"] is not None else "? |"))
   lines += ["", "Training data of both runs: " + results["vae"]["summary"]["data"] + ".",
             f"One seed and {f.steps} steps: this shows the library working; it is not evidence "
             "for either model. The protocol runs (validation-selected, several seeds, "

@@ -341,3 +341,11 @@ def test_a_finished_run_without_final_metrics_is_not_started_again(fake_mnist, t
   again = common.execute([run], tmp_path / "w", tmp_path / "r2")["curve"]
   assert (tmp_path / "w" / "curve" / "summary.json").read_text() == summary
   assert again["wall_time_s"] == first["wall_time_s"] and again["eval"] is None
+
+
+def test_the_run_time_line_names_runs_without_a_recorded_time():
+  line = common.run_time_line([{"wall_time_s": 5400.0}, {"wall_time_s": None}])
+  assert line == ("runs' own wall time 1.5 h summed over 2 runs (1 without a recorded time, "
+                  "counted as 0)")
+  assert common.run_time_line([{"wall_time_s": 3600.0}]) == (
+      "runs' own wall time 1.0 h summed over 1 runs")

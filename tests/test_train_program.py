@@ -126,6 +126,32 @@ def test_resume_is_bitwise_identical(idx_data, tmp_path):
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+def test_a_resumed_run_reports_the_wall_time_of_all_its_invocations(idx_data, tmp_path):
+  first = train.train_and_evaluate(tiny_config("gan", idx_data, steps=4), str(tmp_path))
+  assert first["wall_time_s"] == pytest.approx(first["wall_time_this_invocation_s"], abs=0.1)
+  saved = checkpointing.Checkpointer(tmp_path / "checkpoints", read_only=True)
+  stored = saved.restore_meta(4)["wall_time_s"]  # the run's time when step 4 was saved
+  saved.close()
+  assert 0 < stored <= first["wall_time_s"]
+  second = train.train_and_evaluate(tiny_config("gan", idx_data, steps=8), str(tmp_path))
+  assert second["resumed_from"] == 4
+  assert second["wall_time_s"] == pytest.approx(
+      stored + second["wall_time_this_invocation_s"], abs=0.1)
+
+
+def test_a_run_resumed_from_a_checkpoint_without_its_time_says_the_time_is_unknown(
+    idx_data, tmp_path, monkeypatch):
+  meta = train._TrainingLoop._meta  # pylint: disable=protected-access
+  monkeypatch.setattr(train._TrainingLoop, "_meta",  # pylint: disable=protected-access
+                      lambda self, it: {k: v for k, v in meta(self, it).items()
+                                        if k != "wall_time_s"})  # as checkpoints before it
+  train.train_and_evaluate(tiny_config("gan", idx_data, steps=4), str(tmp_path))
+  monkeypatch.undo()
+  second = train.train_and_evaluate(tiny_config("gan", idx_data, steps=8), str(tmp_path))
+  assert second["resumed_from"] == 4
+  assert second["wall_time_s"] is None and second["wall_time_this_invocation_s"] > 0
+
+
 def test_sigterm_saves_and_the_rerun_resumes_bitwise(idx_data, tmp_path):
   steps = 400
   config = tiny_config("vae", idx_data, steps=steps, checkpoint_every=1000, log_every=1)

@@ -100,8 +100,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         if is_writer:
           resume.commit_config(workdir, config)  # only now: the checkpoints fit this config
         _check_interrupted(stop, "while restoring the checkpoints")
+        # Wall time before this invocation, from the checkpoint it resumes (None: a checkpoint
+        # written before checkpoints carried it; the summary then counts this invocation only).
+        earlier = (meta or {}).get("wall_time_s") if resumed_from is not None else 0.0
         loop = _TrainingLoop(config, model, workdir, data, checkpoints, run_key, mesh, stop,
-                             is_writer, meta.get("validation") if meta else None)
+                             is_writer, meta.get("validation") if meta else None,
+                             started=started, earlier_wall_time=earlier)
         state = loop.run(state)
       finally:
         checkpoints.close()
@@ -128,8 +132,9 @@ class _TrainingLoop:
   """Steps, metrics, validation, samples and checkpoints of one run (see ``run``)."""
 
   def __init__(self, config, model, workdir, data, checkpoints, run_key, mesh, stop, is_writer,
-               validation_state):
+               validation_state, *, started: float, earlier_wall_time: float | None):
     self.config, self.model, self.workdir = config, model, workdir
+    self.started, self.earlier_wall_time = started, earlier_wall_time
     self.data, self.checkpoints, self.mesh, self.stop = data, checkpoints, mesh, stop
     self.is_writer = is_writer
     self.sync_each_step = mesh is not None and parallel.must_sync_each_step(mesh)
@@ -270,7 +275,15 @@ class _TrainingLoop:
     return {"data_iterator": iterator_state,
             "rng_key": np.asarray(jax.random.key_data(self.run_key)).tolist(),
             "variant": self.config.variant, "variant_revision": self.model.variant.revision,
-            "validation": self.validation.state()}
+            "validation": self.validation.state(),
+            "wall_time_s": self.wall_time()}
+
+  def wall_time(self) -> float | None:
+    """Seconds the run has taken over all its invocations so far (None when an earlier
+    invocation's time is unknown)."""
+    if self.earlier_wall_time is None:
+      return None
+    return self.earlier_wall_time + time.time() - self.started
 
 
 # --- after the loop ------------------------------------------------------------------------
@@ -296,7 +309,10 @@ def _finish(config, model, state, workdir, data, loop, resumed_from, is_writer,
     _say(is_writer, f"eval on {summary['eval'].get('dataset', 'generated samples')} "
          f"(step {summary['eval']['step']}): " + json.dumps(
              {k: v for k, v in summary["eval"].items() if k not in ("classifier",)}))
-  summary["wall_time_s"] = time.time() - started
+  # wall_time_s covers every invocation of the run (a resumed run adds the time stored in its
+  # checkpoint); None when resumed from a checkpoint that predates that field.
+  summary["wall_time_s"] = loop.wall_time()
+  summary["wall_time_this_invocation_s"] = time.time() - started
   if is_writer:
     if "eval" in summary:
       workdir_lib.write_json_atomic(workdir / "eval.json", summary["eval"], indent=2)
