@@ -416,6 +416,15 @@ def parse_pairs(items) -> list:
       "importance-weighted", "base:iw(base)", "infogan:iw(infogan)")
 
 
+SMOOTH = 20  # logged points per moving average in the figure's training-log panels
+
+
+def _moving_average(values: np.ndarray) -> np.ndarray:
+  if len(values) < SMOOTH:
+    return values
+  return np.convolve(values, np.ones(SMOOTH) / SMOOTH, mode="valid")
+
+
 def plot(path, records, finals, models, pairs=PAIRS) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -424,11 +433,14 @@ def plot(path, records, finals, models, pairs=PAIRS) -> None:
   panels = [("val/inception_score", "inception score (generated samples)",
              by_metric("inception_score")),
             ("val/conditional_accuracy", "conditional accuracy", by_metric("conditional_accuracy")),
-            ("iw_ess", "IW effective sample size (of the batch)", tuple(iw for _, iw in pairs)),
-            ("d_fake", "D(fake) (dashed: D(real))", tuple(x for p in pairs for x in p))]
+            ("iw_ess", f"IW effective sample size of the batch (mean of {SMOOTH} logs)",
+             tuple(iw for _, iw in pairs)),
+            ("d_fake", f"D(fake), dashed: D(real) (mean of {SMOOTH} logs)",
+             tuple(x for p in pairs for x in p))]
   panels = [p for p in panels if p[2]]
   fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6), squeeze=False)
   axes = axes[0]
+  color = {m: f"C{i}" for i, m in enumerate(models)}  # one colour per model in every panel
   for ax, (key, title, group) in zip(axes, panels):
     for model in group:
       if model not in models:
@@ -438,9 +450,11 @@ def plot(path, records, finals, models, pairs=PAIRS) -> None:
         steps, mean, std = common.band(runs, k)
         if not steps:
           continue
-        line, = ax.plot(steps, mean, style, label=f"{model} (n={len(runs)})" if style == "-"
-                        else None)
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=line.get_color())
+        if not k.startswith("val/"):  # per-batch training logs: too noisy to read raw
+          steps, mean, std = (_moving_average(np.asarray(v, float)) for v in (steps, mean, std))
+        ax.plot(steps, mean, style, color=color[model],
+                label=f"{model} (n={len(runs)})" if style == "-" else None)
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=color[model])
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
