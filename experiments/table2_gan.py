@@ -25,10 +25,13 @@ Protocol:
    training longer would change the score by less than the effect under test. A plateau is
    claimed only if that step leaves at least the last ``plateau_tail`` (a fifth) of the
    curve after it; otherwise the table says the curve had not plateaued and the finals use
-   the curve's last step. Inception-score curves run 120,000 steps on ``cpu``: at 30,000 the
-   GAN pair was still rising by ~0.01 IS per 1,000 steps, and the 60,000-step curves
-   (records in git history) by ~0.005 (GAN 6.75 at 40,000, 6.80 at 60,000) with their plateau
-   covering less than their last fifth.
+   the curve's last step. Inception-score curves run 240,000 steps on ``cpu``: at 30,000 the
+   GAN pair was still rising by ~0.01 IS per 1,000 steps, the 60,000-step curves (records in
+   git history) by ~0.005 (GAN 6.75 at 40,000, 6.80 at 60,000), and the 120,000-step ones
+   by 0.0135 ± 0.0063 (GAN) and 0.030 ± 0.0075 (IWGAN) IS per 10,000 steps over 90,000 -
+   120,000 (least-squares slope ± its standard error), their plateaus again covering less
+   than the last fifth. The 240,000-step curves continue the 120,000-step ones from their
+   last checkpoint (a resumed run is bitwise the uninterrupted one).
 3. **Final runs**, seeds 0..n-1, trained for the chosen steps and scored once at the end
    with 10,000 samples (10 splits); Welch's t-test for IW > base. A final run starts from
    the finished workdir of the same model and seed with fewer steps when one is there
@@ -91,7 +94,7 @@ class Preset:
 
 PRESETS = {
     "cpu": Preset(width=32, batch_size=64,
-                  curve_steps={"inception_score": 120000, "conditional_accuracy": 30000},
+                  curve_steps={"inception_score": 240000, "conditional_accuracy": 30000},
                   eval_every=1000,
                   curve_samples=5000, final_samples=10000, seeds=5, classifier_steps=4000),
     "paper": Preset(width=64, batch_size=64,
