@@ -176,9 +176,7 @@ def execute(runs: list, root: pathlib.Path, records: pathlib.Path, *, train_miss
         continue
       log(f"== {run.name} ({run.role}) -> {workdir}")
       workdir.mkdir(parents=True, exist_ok=True)
-      stamp = workdir / "code_version.txt"
-      if not stamp.exists():
-        stamp.write_text(code_version() + "\n")
+      _stamp_code(workdir)
       summary = train.train_and_evaluate(run.config, str(workdir))
     record = {
         "version": RECORD_VERSION, "name": run.name, "group": run.group, "column": run.column,
@@ -197,6 +195,30 @@ def execute(runs: list, root: pathlib.Path, records: pathlib.Path, *, train_miss
     record_path.write_text(json.dumps(record, indent=1, default=str))
     out[run.name] = record
   return out
+
+
+def _checkpoint_step(workdir: pathlib.Path) -> int | None:
+  """The last step checkpointed in ``workdir`` (None without one)."""
+  steps = [int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit()]
+  return max(steps, default=None)
+
+
+def _stamp_code(workdir: pathlib.Path) -> None:
+  """Writes the commit that trains ``workdir`` to its ``code_version.txt``. A workdir resumed
+  by other code than the one that trained its checkpoint names both, with the step where
+  the new code took over: ``A (steps 0-N), B (after)`` (the record's ``trained_with_code``)."""
+  stamp, now_code = workdir / "code_version.txt", code_version()
+  if not stamp.exists():
+    stamp.write_text(now_code + "\n")
+    return
+  before, step = stamp.read_text().strip(), _checkpoint_step(workdir)
+  last = before.rsplit(", ", 1)[-1].removesuffix(" (after)")
+  if last == now_code or step is None:
+    return
+  if before.endswith(" (after)"):
+    stamp.write_text(f"{before.removesuffix(' (after)')} (to step {step}), {now_code} (after)\n")
+  else:
+    stamp.write_text(f"{before} (steps 0-{step}), {now_code} (after)\n")
 
 
 WARM_START_FILE = "warm_start.json"

@@ -327,6 +327,33 @@ def test_a_run_continued_from_a_finished_shorter_run_is_the_run_trained_directly
   assert json.loads((tmp_path / "b" / "short" / "summary.json").read_text())["final_step"] == 4
 
 
+def test_a_run_resumed_by_other_code_names_both_commits(fake_mnist, tmp_path):
+  """A workdir trained to step 2 by commit ``aaaaaaa`` and continued to 4 by this checkout:
+  its record says which code trained which steps (not only the first commit)."""
+  def run(steps):
+    config = common.config_for("vae", "mnist", seed=0, data_dir=fake_mnist, width=4,
+                               batch_size=8, steps=steps, log_every=1, checkpoint_every=2)
+    config.data.verify_checksums = False
+    return common.Run(name="curve", group="vae", column="curve", seed=0, config=config,
+                      role="curve")
+  common.execute([run(2)], tmp_path / "w", tmp_path / "r")
+  (tmp_path / "w" / "curve" / "code_version.txt").write_text("aaaaaaa\n")
+  record = common.execute([run(4)], tmp_path / "w", tmp_path / "r")["curve"]
+  now = common.code_version()
+  assert record["final_step"] == 4
+  assert record["trained_with_code"] == f"aaaaaaa (steps 0-2), {now} (after)"
+  # Continued again by a third commit: the earlier ranges stay, the new one is appended.
+  (tmp_path / "w" / "curve" / "code_version.txt").write_text("aaaaaaa (steps 0-2), bbbbbbb (after)\n")
+  record = common.execute([run(6)], tmp_path / "w", tmp_path / "r")["curve"]
+  assert record["trained_with_code"] == (
+      f"aaaaaaa (steps 0-2), bbbbbbb (to step 4), {now} (after)")
+  # Resumed by the code that trained it: the stamp is unchanged.
+  stamp = f"{now}\n"
+  (tmp_path / "w" / "curve" / "code_version.txt").write_text(stamp)
+  common.execute([run(8)], tmp_path / "w", tmp_path / "r")
+  assert (tmp_path / "w" / "curve" / "code_version.txt").read_text() == stamp
+
+
 def test_a_finished_run_without_final_metrics_is_not_started_again(fake_mnist, tmp_path):
   """A curve run (no ``eval.metrics``) is complete at its last step: a rerun of the table
   writes its record from the workdir instead of resuming it (which rewrote its summary with
