@@ -19,13 +19,32 @@ Protocol:
 2. **Curves** (``curve`` runs, one seed per model, ``preset.curve_steps``): inception
    score and conditional accuracy of 5,000 generated samples every ``eval_every`` steps.
    These metrics use no held-out images, and certainly not the test set. The step count
-   of the final runs is chosen from them: the first evaluated step from which the 3-point
-   moving average of every model of the pair stays within ``PLATEAU_TOLERANCE`` of its
-   maximum, i.e. half the paper's IW - base gap of the metric (0.055 IS, 0.001 accuracy):
-   training longer would change the score by less than the effect under test. A plateau is
-   claimed only if that step leaves at least the last ``plateau_tail`` (a fifth) of the
-   curve after it; otherwise the table says the curve had not plateaued and the finals use
-   the curve's last step. Inception-score curves run 240,000 steps on ``cpu``: at 30,000 the
+   of the final runs is chosen from them (``plateau_start``): the first evaluated step S
+   from which the curve has stopped rising, i.e. for S and every later evaluated step S'
+   up to the start of the curve's last ``plateau_tail`` (a fifth), the least-squares line
+   through the points from S' to the end rises by less than ``PLATEAU_TOLERANCE`` over
+   that span, half the paper's IW - base gap of the metric (0.055 IS, 0.001 accuracy):
+   training longer would change the score by less than the effect under test. The pair
+   gets the later S of its two models. If no such step exists (the line through the last
+   fifth still rises by the tolerance or more), the table says the curve had not
+   plateaued and the finals use the curve's last step. A curve still creeping up counts as
+   flat when its line through the last fifth rises by less than the tolerance: training on
+   to the curve's end would change the score by less than the effect under test (training
+   beyond it might change it more). A preset may pin a metric's final
+   step (``final_steps``) to one on the plateau; the table says whether it is on it.
+
+   The rule was a 3-point moving average staying within the tolerance of its maximum until
+   2026-12-05. On the 5,000-sample inception-score curves that rule reads noise as a
+   trend: one evaluation's IS has a noise std of ~0.03 (successive differences over the
+   second half of the 120,000- and 240,000-step curves), the 3-point average ~0.017, so
+   over a flat stretch of 100+ evaluations its maximum sits ~0.04 above the mean and the
+   average dips more than 0.055 below that maximum every few evaluations: the GAN curve,
+   flat at 6.90-6.95 over 10,000-step means from 100,000 to 175,000, never counted as a
+   plateau. A line fitted over the whole remaining curve averages that noise away (the
+   standard error of its rise over the last fifth of a 240-point curve is ~0.015). On the
+   30,000-step accuracy curves the new rule puts the plateau at 22,000 steps (the old one
+   at 24,000); the CGAN / IW-CGAN finals, run at 24,000 before the change, lie on it and
+   are kept (``final_steps`` of the ``cpu`` preset). Inception-score curves run 240,000 steps on ``cpu``: at 30,000 the
    GAN pair was still rising by ~0.01 IS per 1,000 steps, the 60,000-step curves (records in
    git history) by ~0.005 (GAN 6.75 at 40,000, 6.80 at 60,000), and the 120,000-step ones
    by 0.0135 ± 0.0063 (GAN) and 0.030 ± 0.0075 (IWGAN) IS per 10,000 steps over 90,000 -
@@ -90,13 +109,17 @@ class Preset:
   seeds: int                  # final runs per model (at least; see --seeds)
   classifier_steps: int
   plateau_tail: float = 0.2   # the plateau must cover at least this last part of the curve
+  final_steps: dict = dataclasses.field(default_factory=dict)  # metric -> pinned final step
 
 
 PRESETS = {
     "cpu": Preset(width=32, batch_size=64,
                   curve_steps={"inception_score": 240000, "conditional_accuracy": 30000},
                   eval_every=1000,
-                  curve_samples=5000, final_samples=10000, seeds=5, classifier_steps=4000),
+                  curve_samples=5000, final_samples=10000, seeds=5, classifier_steps=4000,
+                  # Chosen by the earlier rule (2026-12-04); on the plateau (from 22,000) of
+                  # the current one, so the finals run then stay (module docstring).
+                  final_steps={"conditional_accuracy": 24000}),
     "paper": Preset(width=64, batch_size=64,
                     curve_steps={"inception_score": 100000, "conditional_accuracy": 100000},
                     eval_every=2000,
@@ -152,23 +175,39 @@ def run_config(model, seed, steps, preset, f, classifier_dir, final: bool):
   return config
 
 
-def plateau_step(steps, values, tolerance: float) -> tuple[int, float, int]:
-  """(first step from which the 3-point moving average stays within ``tolerance`` of its
-  maximum, that maximum, the step of the maximum)."""
-  values = np.asarray(values, dtype=float)
-  smooth = np.convolve(values, np.ones(3) / 3, mode="valid") if len(values) >= 3 else values
-  smooth_steps = list(steps)[len(steps) - len(smooth):]
-  # 1e-9: curve values are ratios like k / 5000; equality must not depend on rounding.
-  below = np.flatnonzero(smooth < smooth.max() - tolerance - 1e-9)
-  first = smooth_steps[below[-1] + 1] if len(below) else smooth_steps[0]
-  return int(first), float(smooth.max()), int(smooth_steps[int(np.argmax(smooth))])
+def fitted_rise(steps, values) -> float:
+  """Rise of the least-squares line through ``(steps, values)`` from the first step to the
+  last (its slope times the span)."""
+  steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+  slope = np.polyfit(steps, values, 1)[0]
+  return float(slope * (steps[-1] - steps[0]))
+
+
+def plateau_start(steps, values, tolerance: float, tail: float) -> tuple[int | None, float]:
+  """(S, rise over the last ``tail``): S is the first evaluated step from which the curve has
+  stopped rising: for S and every later evaluated step S' at most ``(1 - tail)`` of the way
+  along the curve, the least-squares line through the points from S' to the end rises by
+  less than ``tolerance``. None when there is no such step (the line through the last
+  ``tail`` of the curve rises by the tolerance or more)."""
+  steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+  candidates = [i for i in range(len(steps) - 2) if steps[i] <= (1 - tail) * steps[-1]]
+  if not candidates:
+    raise ValueError(f"a curve of {len(steps)} points has no step to test for a plateau.")
+  # 1e-9: a perfectly flat curve fits with a slope of rounding size, either sign.
+  flat = [fitted_rise(steps[i:], values[i:]) < tolerance - 1e-9 for i in candidates]
+  first = None
+  for i, ok in zip(reversed(candidates), reversed(flat)):
+    if not ok:
+      break
+    first = int(steps[i])
+  return first, fitted_rise(steps[candidates[-1]:], values[candidates[-1]:])
 
 
 def choose_steps(records: dict, preset: Preset, models, pairs=PAIRS) -> tuple[dict, list, dict]:
-  """({pair: steps}, table lines, {pair: plateau shown}): the first step from which every
-  model's moving average stays within ``PLATEAU_TOLERANCE`` of its maximum; a plateau is
-  shown when that leaves at least ``preset.plateau_tail`` of the curve after it, otherwise
-  the pair gets the curve's last step."""
+  """({pair: steps}, table lines, {pair: plateau shown}): the later of the two models'
+  ``plateau_start``; without a plateau the pair gets the curve's last step. A step pinned in
+  ``preset.final_steps`` is used instead, and counts as on the plateau only if it lies
+  between the plateau's start and the curve's end."""
   chosen, lines, plateaued = {}, [], {}
   for base, iw in pairs:
     if base not in models or iw not in models:
@@ -181,14 +220,19 @@ def choose_steps(records: dict, preset: Preset, models, pairs=PAIRS) -> tuple[di
     firsts = []
     for model, record in zip((base, iw), curves):
       points = [(r["step"], r[f"val/{metric}"]) for r in record["curve"] if f"val/{metric}" in r]
-      first, top, top_step = plateau_step([s for s, _ in points], [v for _, v in points],
-                                          tolerance)
+      first, tail_rise = plateau_start([s for s, _ in points], [v for _, v in points],
+                                       tolerance, preset.plateau_tail)
       firsts.append(first)
-      lines.append(f"| {model} | {metric} | {length} | max of the moving average {top:.4g} "
-                   f"at step {top_step} | within {tolerance:g} of it from step {first} |")
-    step = int(max(firsts))
-    plateaued[(base, iw)] = step <= (1 - preset.plateau_tail) * length
-    chosen[(base, iw)] = step if plateaued[(base, iw)] else length
+      lines.append(f"| {model} | {metric} | {length} | {tail_rise:+.4g} | "
+                   + (f"from step {first} |" if first is not None else "**none** |"))
+    start = None if None in firsts else int(max(firsts))
+    pinned = preset.final_steps.get(metric)
+    if pinned is not None:
+      plateaued[(base, iw)] = start is not None and start <= pinned <= length
+      chosen[(base, iw)] = int(pinned)
+    else:
+      plateaued[(base, iw)] = start is not None
+      chosen[(base, iw)] = start if start is not None else length
   return chosen, lines, plateaued
 
 
@@ -323,17 +367,22 @@ def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lin
   if curve_lines:
     lines += ["## Step count, chosen on the curves (generated samples only)", "",
               f"One curve run per model (seed 100, {preset.curve_samples} samples every "
-              f"{preset.eval_every} steps). Chosen: the first step from which the 3-point "
-              "moving average of both models stays within half the paper's IW - base gap "
-              "of its maximum; a plateau is claimed when that step leaves at least the last "
-              f"{preset.plateau_tail:.0%} of the curve after it.", "",
-              "| model | metric | curve steps | curve | plateau |", "|---|---|---|---|---|"]
+              f"{preset.eval_every} steps). The plateau starts at the first step S such that, "
+              "from S and from every later step up to the curve's last "
+              f"{preset.plateau_tail:.0%}, the least-squares line through the rest of the "
+              "curve rises by less than half the paper's IW - base gap (0.055 IS, 0.001 "
+              "accuracy); the pair gets the later start of its two models (a step pinned by "
+              "the preset instead, if it lies on the plateau).", "",
+              f"| model | metric | curve steps | fitted rise over the last "
+              f"{preset.plateau_tail:.0%} | plateau |", "|---|---|---|---|---|"]
     lines += curve_lines + [""]
     for (b, i), s in chosen.items():
       shown = (plateaued or {}).get((b, i), True)
-      lines.append(f"- {b} / {i}: {s} steps" + ("" if shown else
-                   " (**no plateau within the curve**: the finals use its last step, and the "
-                   "scores below may still be rising)"))
+      pinned = preset.final_steps.get(metric_of(b)) is not None
+      lines.append(f"- {b} / {i}: {s} steps" + (" (pinned by the preset)" if pinned else "")
+                   + ("" if shown else
+                      " (**not on a plateau of the curves**: the scores below may still be "
+                      "rising)"))
     lines += [""]
   lines += ["## Results", "",
             f"Final runs: scored once at the chosen step with {preset.final_samples} samples "
@@ -463,7 +512,11 @@ def plot(path, records, finals, models, pairs=PAIRS) -> None:
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=7)
+    else:  # no final run of these models has finished yet
+      ax.text(0.5, 0.5, "no finished final runs yet", ha="center", va="center",
+              transform=ax.transAxes, fontsize=8, color="0.4")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)

@@ -265,35 +265,79 @@ def test_experiment_flags_errors_are_one_line():
     table3_vae.main(["--mnist_dir=/nonexistent/mnist"])
 
 
-def test_plateau_step_is_where_the_curve_stays_within_the_tolerance():
+def test_fitted_rise_is_the_least_squares_slope_times_the_span():
+  assert table2_gan.fitted_rise([0, 1, 2], [0.0, 3.0, 0.0]) == pytest.approx(0.0)
+  # Points on a line: its exact rise. Slope of y = (1, 2, 4) over x = (0, 1, 2): 1.5.
+  assert table2_gan.fitted_rise([10, 20, 30], [1.0, 3.0, 5.0]) == pytest.approx(4.0)
+  assert table2_gan.fitted_rise([0, 1, 2], [1.0, 2.0, 4.0]) == pytest.approx(3.0)
+
+
+def test_plateau_start_is_where_the_fitted_rise_to_the_end_stays_below_the_tolerance():
   steps = list(range(1000, 11000, 1000))
-  # Moving averages (from step 3000): 2, 3, 4, 4.9, 5, 5, 4.67, 5; the maximum 5.
-  values = [1, 2, 3, 4, 5, 5.7, 4.3, 5, 4.7, 5.3]
-  first, top, top_step = table2_gan.plateau_step(steps, values, 0.15)
-  assert first == 10000 and top == pytest.approx(5.0)  # the dip to 4.67 at 9000 is out
-  assert top_step in (7000, 8000, 10000)
-  assert table2_gan.plateau_step(steps, values, 0.4)[0] == 6000  # 4.9 and 4.67 are within
-  assert table2_gan.plateau_step(steps, values, 1.5)[0] == 5000  # 4 too; 3 at 4000 is not
-  # Exact ratios (k / 5000) at the boundary count as within, whatever the rounding.
-  assert table2_gan.plateau_step([1, 2, 3, 4], [0.9926, 0.9926, 0.9926, 0.9936], 0.001)[0] == 3
+  flat_after_4 = [1, 2, 3, 4, 4, 4, 4, 4, 4, 4]
+  # From 4000 the rest is flat (rise 0); from 3000 the line through 3, 4, 4, ... rises.
+  assert table2_gan.plateau_start(steps, flat_after_4, 0.1, 0.2) == (4000, pytest.approx(0))
+  # A looser tolerance admits 3000 (rise over 3000-10000 of 3, 4 x 7: 0.583), not 2000.
+  rise_from_3000 = table2_gan.fitted_rise(steps[2:], flat_after_4[2:])
+  assert rise_from_3000 == pytest.approx(0.5833, abs=1e-4)
+  assert table2_gan.plateau_start(steps, flat_after_4, 0.6, 0.2)[0] == 3000
+  # Still rising by 0.1 per 1,000 steps at the end: no plateau, and the rise of the last
+  # candidate's line (8000-10000: 0.2) is reported.
+  rising = [4, 5, 6, 6.1, 6.2, 6.3, 6.4, 6.5, 6.6, 6.7]
+  start, tail_rise = table2_gan.plateau_start(steps, rising, 0.055, 0.2)
+  assert start is None and tail_rise == pytest.approx(0.2)
+  # "Stays": a flat stretch followed by a late rise is no plateau from the flat stretch.
+  late = [4, 4, 4, 4, 4, 4, 4, 5, 6, 7]
+  assert table2_gan.plateau_start(steps, late, 0.1, 0.2)[0] is None
+
+
+def test_plateau_start_finds_a_noisy_plateau_and_rejects_a_noisy_creep():
+  """The inception-score curves' noise (one evaluation: std ~0.03 IS) around a flat
+  plateau after a rise: the plateau's start is found near the knee, where the earlier rule
+  (a 3-point moving average within 0.055 of its maximum) found none. A creep of 0.3 IS over
+  the last half (0.12 over the last fifth) under the same noise is no plateau: the line
+  through the last fifth (48 points) has a standard error of ~0.015 in its rise, so the
+  rule resolves creeps of ~0.055 + 2 x 0.015 and more."""
+  rng = np.random.default_rng(0)
+  steps = np.arange(1000, 240001, 1000)
+  knee = 100000
+  base = 6.9 - 0.8 * np.exp(-steps / 25000.0) - 0.1 * np.clip((knee - steps) / knee, 0, None)
+  noisy = base + rng.normal(0, 0.03, steps.size)
+  start, tail_rise = table2_gan.plateau_start(steps, noisy, 0.055, 0.2)
+  assert start is not None and 40000 <= start <= 130000 and abs(tail_rise) < 0.055
+  smooth = np.convolve(noisy, np.ones(3) / 3, mode="valid")  # the earlier rule fails here:
+  assert (smooth[-48:] < smooth.max() - 0.055).any()         # dips in the last fifth
+  creep = base + 0.3 * np.clip((steps - 120000) / 120000, 0, None)
+  assert table2_gan.plateau_start(steps, creep + rng.normal(0, 0.03, steps.size), 0.055,
+                                  0.2)[0] is None
 
 
 def test_the_step_choice_claims_a_plateau_only_with_a_fifth_of_the_curve_after_it():
   preset = table2_gan._smoke(table2_gan.PRESETS["cpu"])
   preset = table2_gan.dataclasses.replace(
-      preset, curve_steps={"inception_score": 10000, "conditional_accuracy": 10000})
+      preset, curve_steps={"inception_score": 10000, "conditional_accuracy": 10000},
+      final_steps={})
   steps = list(range(1000, 11000, 1000))
   flat = [4, 5, 6, 6.5, 6.5, 6.5, 6.5, 6.5, 6.5, 6.5]
+  later = [4, 5, 6, 6.3, 6.5, 6.5, 6.5, 6.5, 6.5, 6.5]
   rising = [4, 5, 6, 6.1, 6.2, 6.3, 6.4, 6.5, 6.6, 6.7]  # +0.1 per 1,000 steps to the end
   record = lambda v: {"curve": [{"step": s, "val/inception_score": x} for s, x in zip(steps, v)]}  # noqa: E731
   chosen, lines, plateaued = table2_gan.choose_steps(
-      {"curve_gan_seed100": record(flat), "curve_iwgan_seed100": record(flat)}, preset,
-      ["gan", "iwgan"])
-  assert chosen == {("gan", "iwgan"): 6000} and plateaued[("gan", "iwgan")] and len(lines) == 2
+      {"curve_gan_seed100": record(flat), "curve_iwgan_seed100": record(later)}, preset,
+      ["gan", "iwgan"])  # the pair gets the later start of its two models
+  assert chosen == {("gan", "iwgan"): 5000} and plateaued[("gan", "iwgan")] and len(lines) == 2
   chosen, _, plateaued = table2_gan.choose_steps(
       {"curve_gan_seed100": record(flat), "curve_iwgan_seed100": record(rising)}, preset,
       ["gan", "iwgan"])
   assert chosen == {("gan", "iwgan"): 10000} and not plateaued[("gan", "iwgan")]
+  # A pinned step is used; it counts as on the plateau only between its start and the end.
+  for pinned, on in ((8000, True), (4000, False)):
+    pinned_preset = table2_gan.dataclasses.replace(preset,
+                                                   final_steps={"inception_score": pinned})
+    chosen, _, plateaued = table2_gan.choose_steps(
+        {"curve_gan_seed100": record(flat), "curve_iwgan_seed100": record(later)},
+        pinned_preset, ["gan", "iwgan"])
+    assert chosen == {("gan", "iwgan"): pinned} and plateaued[("gan", "iwgan")] == on
 
 
 def test_a_run_continued_from_a_finished_shorter_run_is_the_run_trained_directly(
