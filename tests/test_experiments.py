@@ -338,6 +338,12 @@ def test_the_step_choice_claims_a_plateau_only_with_a_fifth_of_the_curve_after_i
         {"curve_gan_seed100": record(flat), "curve_iwgan_seed100": record(later)},
         pinned_preset, ["gan", "iwgan"])
     assert chosen == {("gan", "iwgan"): pinned} and plateaued[("gan", "iwgan")] == on
+  # A pair with an unfinished curve gets no step, and the table says why instead of
+  # dropping its rows.
+  chosen, lines, _ = table2_gan.choose_steps({"curve_gan_seed100": record(flat)}, preset,
+                                             ["gan", "iwgan"])
+  assert chosen == {} and len(lines) == 2
+  assert all("curve not finished" in line for line in lines)
 
 
 def test_a_run_continued_from_a_finished_shorter_run_is_the_run_trained_directly(
