@@ -404,44 +404,69 @@ def write(out, f, plan, records, finals, selection, selection_lines, chosen, wal
     gap = float(np.mean(base)) - PAPER["vae"]["1%"]
     lines += ["", f"Base VAE at 1%: {np.mean(base):.2f} vs the paper's -122.89 "
               f"({gap:+.2f} nats; the issue's tolerance is 3)."]
+  drawn = plot(out.with_suffix(".png"), records, finals, selection)
   lines += ["", "Per-run values, curves and diagnostics: the run records in "
-            f"`{out.with_suffix('').name}/runs/`; figure: `{out.with_suffix('.png').name}`."]
+            f"`{out.with_suffix('').name}/runs/`"
+            + (f"; figure: `{out.with_suffix('.png').name}` ({drawn})." if drawn else
+               "; no figure yet (no finished run to draw).")]
   common.write_table(out, lines, table_data)
-  plot(out.with_suffix(".png"), records, finals)
 
 
-def plot(path, records, finals) -> None:
-  """Validation bound against steps, base vs AA vs control, mean over seeds with a band."""
+def plot(path, records, finals, selection=()) -> str:
+  """Validation bound against steps: base vs AA vs control (final runs, mean over seeds with
+  a band) and, per selection, one line per discriminator rate (mean over selection seeds).
+  Returns what was drawn ('' when nothing was)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   panels = [(c, m) for c in ("1%", "10%") for m in (("vae", "aavae", "aavae_frozen"),
                                                      ("cvae", "aacvae", "aacvae_frozen"),
                                                      ("svae", "aasvae"))]
-  panels = [(c, ms) for c, ms in panels
+  panels = [("final", c, ms) for c, ms in panels
             if any(r.name in records and r.column == c and r.group in ms for r in finals)]
+  chosen_by = {}  # (model, column) -> {rate: [selection runs]}
+  for run in selection:
+    if run.name in records:
+      model, rate = run.group.split("@")
+      chosen_by.setdefault((model, run.column), {}).setdefault(float(rate), []).append(run)
+  panels += [("selection", c, m) for (m, c) in sorted(chosen_by, key=lambda k: (k[1], k[0]))]
   if not panels:
-    return
+    return ""
   fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
-  for ax, (column, models) in zip(axes[0], panels):
-    for model in models:
-      curves = [records[r.name]["curve"] for r in finals
-                if r.group == model and r.column == column and r.name in records]
+  colors = {}
+  for ax, (kind, column, models) in zip(axes[0], panels):
+    if kind == "final":
+      groups = [(model, [records[r.name]["curve"] for r in finals
+                         if r.group == model and r.column == column and r.name in records])
+                for model in models]
+      title = f"{column} column: validation bound"
+    else:
+      groups = [(f"D rate {rate:g}", [records[r.name]["curve"] for r in runs])
+                for rate, runs in sorted(chosen_by[(models, column)].items(), reverse=True)]
+      title = f"{models} {column}: selection runs' validation bound"
+    for label, curves in groups:
+      if not curves:
+        continue
       steps, mean, std = common.band(curves, "val/elbo")
       if not steps:
         continue
-      ax.plot(steps, mean, label=f"{model} (n={len(curves)})")
-      ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-    ax.set_title(f"{column} column: validation bound", fontsize=9)
+      # One colour per model (final panels) or per rate (selection panels) across panels.
+      color = colors.setdefault(label.split(" (")[0], f"C{len(colors) % 10}")
+      ax.plot(steps, mean, color=color, label=f"{label} (n={len(curves)})")
+      ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=color)
+    ax.set_title(title, fontsize=9)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_lines():
+      ax.legend(fontsize=7)
     lows = [line.get_ydata().max() for line in ax.get_lines()]
     if lows:
       ax.set_ylim(min(lows) - 15, max(lows) + 2)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+  kinds = sorted({k for k, _, _ in panels})
+  return " and ".join({"final": "final runs", "selection": "selection runs"}[k] for k in kinds)
 
 
 if __name__ == "__main__":

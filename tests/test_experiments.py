@@ -101,6 +101,7 @@ def test_table3_smoke_end_to_end(fake_mnist, tmp_path):
   assert str(tmp_path) not in text and fake_mnist not in text  # no path of this machine
   assert "| aavae > vae | 1% |" in text and "| aavae > aavae_frozen | 1% |" in text
   assert "| aavae | 1% | 0.001:" in text  # the selection table
+  assert "(final runs and selection runs)" in text and out.with_suffix(".png").exists()
   records = sorted((out.with_suffix("") / "runs").glob("*.json"))
   assert len(records) == 2 + 3 * 2  # selection: 2 rates x 1 seed (aavae); 3 rows x 2 seeds
   record = json.loads((out.with_suffix("") / "runs" / "vae_1pct_seed0.json").read_text())
@@ -136,6 +137,8 @@ def test_table3_is_written_before_any_run_has_finished(fake_mnist, tmp_path):
   assert table3_vae.main(args) == 0
   text = (tmp_path / "w" / "cpu_smoke" / "table3_vae_smoke.md").read_text()
   assert "0 of " in text and "| aasvae | - [" in text
+  assert "no figure yet" in text  # and no claim of one
+  assert not (tmp_path / "w" / "cpu_smoke" / "table3_vae_smoke.png").exists()
 
 
 def test_table2_smoke_end_to_end(fake_mnist, tmp_path):
