@@ -59,6 +59,9 @@ Protocol:
    the finished workdir of the same model and seed with fewer steps when one is there
    (``common.warm_start``: bitwise the run trained directly, at the cost of the missing steps). The table reports the
    seed std at convergence and how many seeds a gap of the paper's size (+0.11 IS) needs.
+   Seeds per arm on ``cpu``: 5 for CGAN / IW-CGAN, 6 for GAN / IWGAN (``final_seeds``, fixed
+   from the 60,000-step finals' seed std before any 96,000-step final ran; never from a
+   p-value).
 4. **Diagnostics** committed with the results: the effective sample size of the Eq. 16
    weights and D(real) / D(fake) over training (run records and the figure).
 
@@ -113,6 +116,7 @@ class Preset:
   classifier_steps: int
   plateau_tail: float = 0.2   # the plateau must cover at least this last part of the curve
   final_steps: dict = dataclasses.field(default_factory=dict)  # metric -> pinned final step
+  final_seeds: dict = dataclasses.field(default_factory=dict)  # metric -> seeds (else seeds)
 
 
 PRESETS = {
@@ -122,7 +126,11 @@ PRESETS = {
                   curve_samples=5000, final_samples=10000, seeds=5, classifier_steps=4000,
                   # Chosen by the earlier rule (2026-12-04); on the plateau (from 22,000) of
                   # the current one, so the finals run then stay (module docstring).
-                  final_steps={"conditional_accuracy": 24000}),
+                  final_steps={"conditional_accuracy": 24000},
+                  # Fixed before any 96,000-step final: the 60,000-step finals' pooled seed
+                  # std (0.060 IS, 3 seeds per arm) needs 6 seeds per arm for 80% power at
+                  # the paper's +0.11 (stats.seeds_for_power).
+                  final_seeds={"inception_score": 6}),
     "paper": Preset(width=64, batch_size=64,
                     curve_steps={"inception_score": 100000, "conditional_accuracy": 100000},
                     eval_every=2000,
@@ -157,7 +165,8 @@ def _smoke(preset: Preset) -> Preset:
   return dataclasses.replace(preset, width=4, batch_size=8,
                              curve_steps={"inception_score": 6, "conditional_accuracy": 6},
                              eval_every=2,
-                             curve_samples=100, final_samples=100, seeds=2, classifier_steps=10)
+                             curve_samples=100, final_samples=100, seeds=2, classifier_steps=10,
+                             final_steps={}, final_seeds={})
 
 
 def run_config(model, seed, steps, preset, f, classifier_dir, final: bool):
@@ -296,7 +305,7 @@ def main(argv=None) -> int:
   chosen, curve_lines, plateaued = choose_steps(records, preset, f.models, pairs)
   finals = []
   for pair, steps in chosen.items():
-    for seed in range(f.seeds or preset.seeds):
+    for seed in range(f.seeds or preset.final_seeds.get(metric_of(pair[0]), preset.seeds)):
       for model in pair:
         # Finished finals of the same model and seed with fewer steps (e.g. of an earlier
         # step choice) are where this one may start (bitwise the same run, fewer steps).

@@ -152,6 +152,7 @@ def test_table2_smoke_end_to_end(fake_mnist, tmp_path):
   assert "| iwgan > gan |" in text and "Welch" in text
   assert (out.with_suffix("") / "gan_samples.png").exists() and out.with_suffix(".png").exists()
   iw = json.loads(next((out.with_suffix("") / "runs").glob("iwgan_*steps_seed0.json")).read_text())
+  assert len(list((out.with_suffix("") / "runs").glob("*gan_*steps_seed*.json"))) == 2 * 2
   assert any("iw_ess" in row for row in iw["curve"]) and any("d_fake" in row for row in iw["curve"])
   # The final evaluation says where the score is lost (class balance vs confidence).
   assert set(iw["eval"]["sample_class_diagnostics"]) >= {"class_frequencies", "marginal_entropy"}
