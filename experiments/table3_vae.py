@@ -399,6 +399,13 @@ def write(out, f, plan, records, finals, selection, selection_lines, chosen, wal
               f"{p.selection_seeds}), per rate; the 100% column uses the 10% choice, AA-SVAE "
               "the AA-VAE choice of its column.", "",
               "| model | column | validation bound per rate |", "|---|---|---|"] + selection_lines
+    edge = sorted(f"{m} {c}" for (m, c), rate in chosen.items()
+                  if rate == min(p.selection_rates))
+    if edge:
+      lines += ["", f"At the grid's lowest rate ({min(p.selection_rates):g}): {', '.join(edge)}. "
+                "The next step down is a discriminator that does not learn at all, which is the "
+                "frozen-discriminator control (rate 0) of the table: AA vs control says whether "
+                "the adversary's learning adds anything at such a rate."]
   base = _values(records, finals, "vae", "1%")[0]
   if base:
     gap = float(np.mean(base)) - PAPER["vae"]["1%"]
