@@ -12,6 +12,7 @@ from experiments import stats
 from experiments import table2_gan
 from experiments import table3_vae
 from tests.test_input_pipeline import make_idx_folder
+from unigen_jax import config as config_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -85,6 +86,37 @@ def test_table3_plan_follows_the_protocol():
   finals = plan.final_runs(["aavae", "aasvae", "vae"], ["1%"], {("aavae", "1%"): 1e-5})
   assert {r.config.model.discriminator_learning_rate for r in finals if r.group != "vae"} == {1e-5}
   assert len([r for r in finals if r.group == "vae"]) == 5
+
+
+def test_table3_gap_diagnostics_change_one_thing_each():
+  """The base VAE's 1% gap diagnostics: the table's vae run without early stopping (last step
+  tested), and at width 64; nothing else differs. Their rows report the test bound per run."""
+  plan = table3_vae.Plan(table3_vae.PRESETS["cpu"], "/data", True, False)
+  runs = {r.name: r for r in plan.gap_runs()}
+  assert sorted(runs) == sorted([f"gap_vae_{k}_1pct_seed{s}" for k in ("nostop", "width64")
+                                 for s in range(3)])
+  flat = lambda c: config_lib.flatten(c)  # noqa: E731
+  for seed in range(3):
+    table = flat(plan.config("vae", "1%", seed))
+    nostop = flat(runs[f"gap_vae_nostop_1pct_seed{seed}"].config)
+    wide = flat(runs[f"gap_vae_width64_1pct_seed{seed}"].config)
+    assert {k for k in table if table[k] != nostop[k]} == {"validation.select", "validation.patience"}
+    assert (nostop["validation.select"], nostop["validation.patience"]) == ("", 0)
+    assert {k for k in table if table[k] != wide[k]} == {"model.width"} and wide["model.width"] == 64
+  assert all(r.role == "diagnostic" for r in runs.values())
+  record = lambda name, value, step: {"seed": int(name[-1]), "final_step": step,  # noqa: E731
+                                      "eval": {"test_elbo": value}}
+  finals = plan.final_runs(["vae"], ["1%"], {})
+  records = {finals[0].name: record(finals[0].name, -119.0, 3000),
+             finals[1].name: record(finals[1].name, -118.0, 2000),
+             "gap_vae_nostop_1pct_seed0": record("gap_vae_nostop_1pct_seed0", -130.0, 10000)}
+  data = {}
+  lines = table3_vae._gap_lines(records, finals, list(runs.values()), plan.preset, data)
+  text = "\n".join(lines)
+  assert "| -118.50 ± 0.71 (n=2) | +4.39 | 2500 | -119.00, -118.00 |" in text
+  assert "| -130.00 (n=1) | -7.11 | 10000 | -130.00 |" in text
+  assert "at the paper's width 64 (early-stopped like the table) | not run (0 of 3)" in text
+  assert data["gap_diagnostics"]["vae"]["values"] == [-119.0, -118.0]
 
 
 def test_table3_smoke_end_to_end(fake_mnist, tmp_path):
