@@ -1,0 +1,66 @@
+"""experiments.sync_records: records come home from pinned worktrees, nothing is overwritten."""
+
+import json
+import subprocess
+
+import pytest
+
+from experiments import common
+from experiments import sync_records
+
+
+def _git(cwd, *args):
+  return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                        text=True).stdout
+
+
+def _record(path, **fields):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(dict({"trained_with_code": "abc1234"}, **fields)))
+
+
+def test_new_records_are_copied_and_committed_alone(tmp_path):
+  source, dest = tmp_path / "worktree", tmp_path / "main"
+  dest.mkdir()
+  _git(dest, "init", "-q")
+  _git(dest, "config", "user.email", "t@example.com")
+  _git(dest, "config", "user.name", "t")
+  _record(dest / "results/t3/runs/old.json", value=1)
+  (dest / "other.txt").write_text("staged, not a record")
+  _git(dest, "add", ".")
+  _git(dest, "commit", "-q", "-m", "start")
+  _record(source / "results/t3/runs/old.json", value=1)          # the same: nothing to do
+  _record(source / "results/t3/runs/new.json", value=2)          # missing here: copied
+  _record(source / "results/t2/runs/curve.json", value=3, trained_with_code="def5678")
+  (dest / "other.txt").write_text("changed and staged")
+  _git(dest, "add", "other.txt")
+  assert sync_records.main([f"--source={source}", f"--dest={dest}", "--commit"]) == 0
+  assert json.loads((dest / "results/t3/runs/new.json").read_text())["value"] == 2
+  message = _git(dest, "log", "-1", "--format=%s")
+  assert "['abc1234', 'def5678']" in message and "new.json" in message and "curve.json" in message
+  assert sorted(_git(dest, "show", "--name-only", "--format=", "HEAD").split()) == [
+      "results/t2/runs/curve.json", "results/t3/runs/new.json"]
+  assert _git(dest, "diff", "--cached", "--name-only").split() == ["other.txt"]  # still staged
+  # A second pass finds nothing new and commits nothing.
+  assert sync_records.main([f"--source={source}", f"--dest={dest}", "--commit"]) == 0
+  assert _git(dest, "log", "-1", "--format=%s") == message
+
+
+def test_a_differing_record_is_never_overwritten(tmp_path, capsys):
+  source, dest = tmp_path / "worktree", tmp_path / "main"
+  _record(dest / "results/t3/runs/run.json", value=1)
+  _record(source / "results/t3/runs/run.json", value=2)
+  (source / "results/t3/runs/partial.json").write_text('{"trained_with')  # being written
+  assert sync_records.main([f"--source={source}", f"--dest={dest}"]) == 1
+  assert json.loads((dest / "results/t3/runs/run.json").read_text())["value"] == 1
+  assert not (dest / "results/t3/runs/partial.json").exists()
+  err = capsys.readouterr().err
+  assert "differs from the record here: results/t3/runs/run.json" in err
+  assert "not readable JSON" in err
+
+
+def test_a_source_that_is_no_checkout_is_one_clear_error(tmp_path):
+  with pytest.raises(common.UsageError, match="no results/ folder"):
+    sync_records.main([f"--source={tmp_path / 'nowhere'}", f"--dest={tmp_path}"])
+  with pytest.raises(common.UsageError, match="--source"):
+    sync_records.main([f"--dest={tmp_path}"])
