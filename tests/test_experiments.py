@@ -117,6 +117,9 @@ def test_table3_gap_diagnostics_change_one_thing_each():
   assert "| -130.00 (n=1) | -7.11 | 10000 | -130.00 |" in text
   assert "at the paper's width 64 (early-stopped like the table) | not run (0 of 3)" in text
   assert data["gap_diagnostics"]["vae"]["values"] == [-119.0, -118.0]
+  assert ("Without early stopping the test bound moves by -11.00 nats (same seeds [0], range "
+          "-11.00 to -11.00); the paper's -122.89 lies between the two.") in text
+  assert "At width 64" not in text  # not run: nothing said
 
 
 def test_table3_smoke_end_to_end(fake_mnist, tmp_path):
