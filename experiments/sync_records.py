@@ -8,8 +8,10 @@ A long table trains in a ``git worktree`` pinned to one commit, and each finishe
 its record into *that* worktree's ``results/<table>/runs/``. Machines get replaced; a record
 that only exists in a worktree is lost with it. This copies every record of a source that
 this checkout lacks (``results/*/runs/*.json``) and, with ``--commit``, commits exactly those
-files, naming the commits that trained them. A record that exists here with other content is
-never overwritten: it is reported, and the exit code is 1. ``--watch=S`` repeats every S
+files (and uncommitted records here of the same runs, e.g. written by a table rebuilt here
+with ``--train=False`` from the shared workdirs), naming the commits that trained them. A
+record that exists here with other content is never overwritten: it is reported, and the
+exit code is 1. ``--watch=S`` repeats every S
 seconds until interrupted.
 """
 
@@ -36,9 +38,32 @@ def define_flags(f):
                               flag_values=f)
 
 
+# Fields that say when and by which checkout a record was written, not what the run did: a
+# table rebuilt elsewhere (``--train=False`` beside the shared workdirs) writes the same run's
+# record with other values here.
+RECORDING_FIELDS = ("recorded", "recorded_with_code")
+
+
+def _same_run(a: pathlib.Path, b: pathlib.Path) -> bool:
+  try:
+    x, y = json.loads(a.read_text()), json.loads(b.read_text())
+  except (OSError, ValueError):
+    return False
+  for field in RECORDING_FIELDS:
+    x.pop(field, None)
+    y.pop(field, None)
+  return x == y
+
+
+def _tracked(dest: pathlib.Path, path: pathlib.Path) -> bool:
+  return subprocess.run(["git", "ls-files", "--error-unmatch", "--", str(path)], cwd=dest,
+                        capture_output=True).returncode == 0
+
+
 def sync(sources, dest: pathlib.Path) -> tuple[list[pathlib.Path], list[str]]:
-  """Copies records of ``sources`` missing in ``dest``; returns (copied paths in dest,
-  conflicts: records present in both with different content, left untouched)."""
+  """Copies records of ``sources`` missing in ``dest``; returns (records to commit:
+  the copied ones and uncommitted records here of the same runs, conflicts: records present
+  in both with other content, left untouched)."""
   copied, conflicts = [], []
   for source in sources:
     source = pathlib.Path(source)
@@ -48,7 +73,10 @@ def sync(sources, dest: pathlib.Path) -> tuple[list[pathlib.Path], list[str]]:
     for record in sorted(source.glob("results/*/runs/*.json")):
       target = dest / record.relative_to(source)
       if target.exists():
-        if not filecmp.cmp(record, target, shallow=False):
+        if filecmp.cmp(record, target, shallow=False) or _same_run(record, target):
+          if not _tracked(dest, target) and target not in copied:
+            copied.append(target)  # the same run, recorded here but never committed
+        else:
           conflicts.append(str(target.relative_to(dest)))
         continue
       try:
@@ -86,7 +114,8 @@ def main(argv=None) -> int:
       print(f"not copied, differs from the record here: {conflict}", file=sys.stderr)
     if copied:
       print(commit(dest, copied) if f.commit else
-            "copied: " + " ".join(str(p.relative_to(dest)) for p in copied), flush=True)
+            "copied or uncommitted here: " + " ".join(str(p.relative_to(dest)) for p in copied),
+            flush=True)
     if not f.watch:
       return 1 if conflicts else 0
     time.sleep(f.watch)

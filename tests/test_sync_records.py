@@ -44,6 +44,19 @@ def test_new_records_are_copied_and_committed_alone(tmp_path):
   # A second pass finds nothing new and commits nothing.
   assert sync_records.main([f"--source={source}", f"--dest={dest}", "--commit"]) == 0
   assert _git(dest, "log", "-1", "--format=%s") == message
+  # The same run recorded here by another checkout (a table rebuilt with --train=False),
+  # never committed: not a conflict; it is committed as it is, not replaced.
+  _record(source / "results/t3/runs/rebuilt.json", value=4, recorded="10:00",
+          recorded_with_code="abc1234")
+  _record(dest / "results/t3/runs/rebuilt.json", value=4, recorded="10:05",
+          recorded_with_code="fff0000")
+  assert sync_records.main([f"--source={source}", f"--dest={dest}", "--commit"]) == 0
+  assert _git(dest, "show", "--name-only", "--format=", "HEAD").split() == [
+      "results/t3/runs/rebuilt.json"]
+  assert json.loads((dest / "results/t3/runs/rebuilt.json").read_text())["recorded"] == "10:05"
+  head = _git(dest, "rev-parse", "HEAD")
+  assert sync_records.main([f"--source={source}", f"--dest={dest}", "--commit"]) == 0
+  assert _git(dest, "rev-parse", "HEAD") == head  # committed now: nothing more to do
 
 
 def test_a_differing_record_is_never_overwritten(tmp_path, capsys):
