@@ -499,10 +499,10 @@ def parse_pairs(items) -> list:
 SMOOTH = 20  # logged points per moving average in the figure's training-log panels
 
 
-def _moving_average(values: np.ndarray) -> np.ndarray:
-  if len(values) < SMOOTH:
+def _moving_average(values: np.ndarray, window: int = SMOOTH) -> np.ndarray:
+  if len(values) < window:
     return values
-  return np.convolve(values, np.ones(SMOOTH) / SMOOTH, mode="valid")
+  return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
 def plot(path, records, finals, models, pairs=PAIRS, curves=None, chosen=None) -> None:
@@ -561,8 +561,7 @@ def plot(path, records, finals, models, pairs=PAIRS, curves=None, chosen=None) -
         steps, values = (np.asarray(v, float) for v in zip(*points))
         ax.plot(steps, values, ".", ms=2, alpha=0.35, color=color.get(model, "0.5"))
         if len(values) >= 10:
-          smooth = np.convolve(values, np.ones(10) / 10, mode="valid")
-          ax.plot(steps[9:], smooth, "-", color=color.get(model, "0.5"),
+          ax.plot(steps[9:], _moving_average(values, window=10), "-", color=color.get(model, "0.5"),
                   label=f"{model}, seed 100 (10-point mean)")
       for (b, i), step in (chosen or {}).items():
         if b in group or i in group:

@@ -345,27 +345,25 @@ def _gap_lines(records, finals, gaps, preset, table_data) -> list:
            "the test bound.", "",
            "| run | test bound | vs the paper | steps trained (mean) | per seed |",
            "|---|---|---|---|---|"]
-  table_data["gap_diagnostics"] = {}
+  cells = table_data["gap_diagnostics"] = {}
+  by_seed = {}  # group -> {seed: test bound}
   for label, group, runs in rows:
-    got = sorted((records[r.name] for r in runs if r.group == group and r.column == "1%"
-                  and r.name in records), key=lambda r: r["seed"])
-    planned = sum(r.group == group and r.column == "1%" for r in runs)
-    if not got:
+    values, seeds, planned = _values(records, runs, group, "1%")
+    if not values:
       lines.append(f"| {label} | not run (0 of {planned}) | - | - | - |")
       continue
-    values = [g["eval"]["test_elbo"] for g in got]
-    steps = float(np.mean([g["final_step"] for g in got]))
-    table_data["gap_diagnostics"][group] = {"values": values, "seeds": [g["seed"] for g in got],
-                                            "mean_final_step": steps}
+    steps = float(np.mean([records[r.name]["final_step"] for r in runs
+                           if r.group == group and r.column == "1%" and r.name in records]))
+    cells[group] = {"values": values, "seeds": seeds, "mean_final_step": steps}
+    by_seed[group] = dict(zip(seeds, values))
     lines.append(f"| {label} | {stats.fmt(values, 2)} | {np.mean(values) - PAPER['vae']['1%']:+.2f} "
                  f"| {steps:.0f} | {', '.join(f'{v:.2f}' for v in values)} |")
   # Each diagnostic against the table's run of the same seed (same training subset).
-  cells = table_data["gap_diagnostics"]
-  base = dict(zip(cells.get("vae", {}).get("seeds", []), cells.get("vae", {}).get("values", [])))
+  base = by_seed.get("vae", {})
   said = {"vae_nostop": "Without early stopping", "vae_width64": "At width 64"}
   notes = []
   for group, words in said.items():
-    other = dict(zip(cells.get(group, {}).get("seeds", []), cells.get(group, {}).get("values", [])))
+    other = by_seed.get(group, {})
     seeds = sorted(set(base) & set(other))
     if not seeds:
       continue
@@ -508,12 +506,12 @@ def plot(path, records, finals, selection=()) -> str:
                                                      ("svae", "aasvae"))]
   panels = [("final", c, ms) for c, ms in panels
             if any(r.name in records and r.column == c and r.group in ms for r in finals)]
-  chosen_by = {}  # (model, column) -> {rate: [selection runs]}
+  by_rate = {}  # (model, column) -> {rate: [its finished selection runs]}
   for run in selection:
     if run.name in records:
       model, rate = run.group.split("@")
-      chosen_by.setdefault((model, run.column), {}).setdefault(float(rate), []).append(run)
-  panels += [("selection", c, m) for (m, c) in sorted(chosen_by, key=lambda k: (k[1], k[0]))]
+      by_rate.setdefault((model, run.column), {}).setdefault(float(rate), []).append(run)
+  panels += [("selection", c, m) for (m, c) in sorted(by_rate, key=lambda k: (k[1], k[0]))]
   if not panels:
     return ""
   fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
@@ -526,7 +524,7 @@ def plot(path, records, finals, selection=()) -> str:
       title = f"{column} column: validation bound"
     else:
       groups = [(f"D rate {rate:g}", [records[r.name]["curve"] for r in runs])
-                for rate, runs in sorted(chosen_by[(models, column)].items(), reverse=True)]
+                for rate, runs in sorted(by_rate[(models, column)].items(), reverse=True)]
       title = f"{models} {column}: selection runs' validation bound"
     for label, curves in groups:
       if not curves:
