@@ -149,8 +149,8 @@ def bench_model(name: str, model: train_step.Model, batch_size: int, steps_per_c
   result["windows"] = [r * steps_per_call for r in result["windows"]]
   # The single-step program without microbatches: its FLOPs are one step's, whatever the row
   # (a row of the same program, timed earlier, already counted them: no second compile).
-  plain_key = (model.variant.name, repr(dataclasses.replace(model.cfg, microbatch_size=0)),
-               batch_size, tuple(mesh.shape.items()))
+  plain_cfg = dataclasses.replace(model.cfg, microbatch_size=0)
+  plain_key = (model.variant.name, repr(plain_cfg), batch_size, tuple(mesh.shape.items()))
   if steps_per_call == 1 and not model.cfg.microbatch_size:
     flops_per_step = _SINGLE_STEP_FLOPS[plain_key] = _flops(compiled)
   elif plain_key in _SINGLE_STEP_FLOPS:
@@ -158,8 +158,7 @@ def bench_model(name: str, model: train_step.Model, batch_size: int, steps_per_c
   else:
     # XLA's cost analysis counts a loop body once, whatever its trip count: take the FLOPs
     # of one step from the single-step program without microbatches (the same arithmetic).
-    plain = train_step.Model(model.variant, dataclasses.replace(model.cfg, microbatch_size=0))
-    single = train_step.make_train_step(plain, mesh=mesh)
+    single = train_step.make_train_step(train_step.Model(model.variant, plain_cfg), mesh=mesh)
     one = parallel.shard_batch({k: v[0] for k, v in host.items()} if steps_per_call > 1
                                else host, mesh)
     flops_per_step = _SINGLE_STEP_FLOPS[plain_key] = _flops(

@@ -35,6 +35,24 @@ def test_accelerator_suite_runs_data_parallel_and_reports_mfu(tmp_path):
   assert "| gan | bfloat16 | 16 | 2 |" in table and "cpu x 8" in table
 
 
+def test_a_multi_step_rows_flops_are_the_single_step_programs_compiled_or_remembered():
+  """steps_per_call > 1 with no single-step row before it compiles the single-step program
+  for its FLOPs; a single-step row of the same program gives the same count, and a later
+  multi-step row takes it without compiling."""
+  from benchmarks import bench  # pylint: disable=g-import-not-at-top
+  from unigen_jax import train_step  # pylint: disable=g-import-not-at-top
+  model = train_step.build("vae", architecture="mlp", hidden=(32,), latent_dim=4)
+  quick = dict(warmup_steps=1, warmup_s=0.0, window_s=0.05, windows=1)
+  bench._SINGLE_STEP_FLOPS.clear()  # pylint: disable=protected-access
+  compiled = bench.bench_model("two", model, 8, steps_per_call=2, **quick)["flops_per_step"]
+  bench._SINGLE_STEP_FLOPS.clear()  # pylint: disable=protected-access
+  single = bench.bench_model("one", model, 8, steps_per_call=1, **quick)["flops_per_step"]
+  assert compiled == single > 0
+  bench._SINGLE_STEP_FLOPS[next(iter(bench._SINGLE_STEP_FLOPS))] = 123.0  # pylint: disable=protected-access
+  assert bench.bench_model("two", model, 8, steps_per_call=2, **quick)["flops_per_step"] == 123.0
+  bench._SINGLE_STEP_FLOPS.clear()  # pylint: disable=protected-access
+
+
 def test_bad_benchmark_flags_are_one_line_and_exit_2():
   done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--suite=gpus"], cwd=REPO,
                         env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,

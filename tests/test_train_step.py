@@ -439,7 +439,7 @@ def test_fast_paths_keep_the_parameter_tree_names():
 def test_over_batch_chunks_is_the_same_function_over_contiguous_chunks():
   """``kernels.over_batch_chunks``: ``fn`` over equal chunks of at most ``chunk`` examples
   (contiguous slices on one device) equals ``fn`` over the batch (float64, to 1e-12),
-  gradients included (checked on the first case)."""
+  gradients included."""
   from unigen_jax.models import kernels
   rng = np.random.default_rng(0)
   with jax.enable_x64(True):
