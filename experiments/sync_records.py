@@ -13,6 +13,10 @@ with ``--train=False`` from the shared workdirs), naming the commits that traine
 record that exists here with other content is never overwritten: it is reported, and the
 exit code is 1. ``--watch=S`` repeats every S
 seconds until interrupted.
+
+The other direction seeds a worktree on a new machine: recreated at its pinned commit, it
+lacks every record committed after that commit, and its table would train those runs again;
+``--source=<this checkout> --dest=<worktree>`` (without ``--commit``) copies them in first.
 """
 
 from __future__ import annotations

@@ -77,3 +77,30 @@ def test_a_source_that_is_no_checkout_is_one_clear_error(tmp_path):
     sync_records.main([f"--source={tmp_path / 'nowhere'}", f"--dest={tmp_path}"])
   with pytest.raises(common.UsageError, match="--source"):
     sync_records.main([f"--dest={tmp_path}"])
+
+
+def test_a_worktree_recreated_at_its_pinned_commit_is_seeded_with_later_records(tmp_path):
+  """A new machine: the worktree at the table's pinned commit lacks the records committed
+  since; syncing from the checkout copies them in (so the table reuses them instead of
+  training them again), and syncing back afterwards commits nothing."""
+  main = tmp_path / "main"
+  main.mkdir()
+  for args in (("init", "-q"), ("config", "user.email", "t@example.com"),
+               ("config", "user.name", "t")):
+    _git(main, *args)
+  _record(main / "results/t3/runs/first.json", value=1)
+  _git(main, "add", ".")
+  _git(main, "commit", "-q", "-m", "pinned")
+  pinned = _git(main, "rev-parse", "HEAD").strip()
+  _record(main / "results/t3/runs/later.json", value=2)  # finished and committed after the pin
+  _git(main, "add", ".")
+  _git(main, "commit", "-q", "-m", "later record")
+  worktree = tmp_path / "exp_t3"
+  _git(main, "worktree", "add", "-q", "--detach", str(worktree), pinned)
+  assert not (worktree / "results/t3/runs/later.json").exists()
+  assert sync_records.main([f"--source={main}", f"--dest={worktree}"]) == 0
+  assert json.loads((worktree / "results/t3/runs/later.json").read_text())["value"] == 2
+  assert _git(worktree, "rev-parse", "HEAD").strip() == pinned  # the pinned code, unchanged
+  head = _git(main, "rev-parse", "HEAD")
+  assert sync_records.main([f"--source={worktree}", f"--dest={main}", "--commit"]) == 0
+  assert _git(main, "rev-parse", "HEAD") == head
