@@ -188,6 +188,15 @@ PEER_MATCHED = {
     "unigen_iwae_mlp_k5_pythae_microbatch256": ("iwae", dict(
         architecture="mlp", hidden=(512,), latent_dim=16, mlp_activation="relu",
         learning_rate=1e-3, num_importance_samples=5, microbatch_size=256)),
+    # The same with the flat Bernoulli likelihood and explicit softplus (fast_likelihood: the
+    # same function to float rounding), whole batch and over chunks of 256.
+    "unigen_iwae_mlp_k5_pythae_fastlik": ("iwae", dict(
+        architecture="mlp", hidden=(512,), latent_dim=16, mlp_activation="relu",
+        learning_rate=1e-3, num_importance_samples=5, fast_likelihood=True)),
+    "unigen_iwae_mlp_k5_pythae_microbatch256_fastlik": ("iwae", dict(
+        architecture="mlp", hidden=(512,), latent_dim=16, mlp_activation="relu",
+        learning_rate=1e-3, num_importance_samples=5, microbatch_size=256,
+        fast_likelihood=True)),
     # pythae conv MNIST VAE (17.2M parameters).
     "unigen_vae_conv_pythae": ("vae", dict(architecture="conv", latent_dim=16, learning_rate=1e-3)),
     # The same, each convolution over chunks of at most 64 examples (conv_batch_chunk: the

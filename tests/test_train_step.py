@@ -7,6 +7,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -797,3 +798,42 @@ def test_microbatch_config_errors_come_before_any_file():
       config[field] = value
     with pytest.raises(config_lib.ConfigError, match=re.escape(message)):
       config_lib.resolve_config(config)
+
+
+def test_fast_likelihood_is_the_bernoulli_log_likelihood_and_off_by_default():
+  """``_specs.bernoulli_log_likelihood``: both forms equal a float64 numpy reference;
+  the default is exactly ``distributions.bernoulli_log_prob`` (earlier steps unchanged)."""
+  from unigen_jax import distributions
+  from unigen_jax.variants import _specs
+  rng = np.random.default_rng(0)
+  x = (rng.uniform(size=(3, 28, 28, 1)) > 0.5).astype(np.float32)
+  logits = (rng.normal(size=(5, 3, 28, 28, 1)) * 4).astype(np.float32)  # [K, B, image]
+  x64, l64 = x.astype(np.float64), logits.astype(np.float64)
+  reference = np.sum(x64 * l64 - np.logaddexp(0.0, l64), axis=(2, 3, 4))
+  ctx = lambda fast: types.SimpleNamespace(cfg=variants.ModelConfig(fast_likelihood=fast))  # noqa: E731
+  assert not variants.ModelConfig().fast_likelihood
+  for fast in (False, True):
+    got = jax.jit(lambda a, b, f=fast: _specs.bernoulli_log_likelihood(
+        ctx(f), jnp.broadcast_to(a, b.shape), b, event_ndims=3))(x, logits)
+    assert got.shape == (5, 3)
+    np.testing.assert_allclose(got, reference, rtol=2e-6)
+  default = _specs.bernoulli_log_likelihood(ctx(False), x, logits[0])
+  np.testing.assert_array_equal(default, distributions.bernoulli_log_prob(x, logits[0]))
+
+
+@pytest.mark.parametrize("name", ["vae", "iwae"])
+def test_fast_likelihood_step_is_the_default_step_to_float_rounding(name):
+  """One SGD step with ``fast_likelihood``: the default step's update and metrics to float
+  rounding (another summation order and softplus form, the same function)."""
+  states = {}
+  for fast in (False, True):
+    model = train_step.build(name, **MLP_IWAE, fast_likelihood=fast)
+    states[fast] = train_step.make_train_step(model, donate=False)(
+        model.init(jax.random.key(0)), make_batch(), jax.random.key(1))
+  (plain, plain_metrics), (fast, fast_metrics) = states[False], states[True]
+  for a, b in zip(jax.tree.leaves(plain.params), jax.tree.leaves(fast.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # float32 sums over K x 784
+  for key in plain_metrics:
+    np.testing.assert_allclose(plain_metrics[key], fast_metrics[key], rtol=1e-5)
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(plain.params),
+                                                       jax.tree.leaves(fast.params)))

@@ -86,6 +86,14 @@ class ModelConfig:
       mathematics for every variant, not bitwise (a shared kernel's gradient is summed
       over the chunks). Ignored by ``'mlp'``. A CPU setting: accelerators want the whole
       batch.
+    fast_likelihood: ``False`` (default): the decoders' Bernoulli log-likelihood in the
+      training objectives is ``x l - jax.nn.softplus(l)`` summed over the image's axes, as in
+      every earlier version (steps bitwise those of before). ``True``: over flat events
+      (``[..., 784]``) with :func:`unigen_jax.distributions.softplus`
+      (``max(l, 0) + log1p(exp(-|l|))``), the form the evaluation's likelihood uses: the
+      same function to float rounding, cheaper on XLA:CPU where the likelihood is a large
+      part of the step (IWAE's ``[K, B, 784]``: ``benchmarks/RESULTS_iwae_large_batch.md``).
+      Every variant with a Bernoulli decoder (VAE family, IWAE, AAE, AVB, wake-sleep).
   """
   image_shape: tuple = (28, 28, 1)
   num_classes: int = 10
@@ -121,6 +129,7 @@ class ModelConfig:
   update_order: str = "default"
   microbatch_size: int = 0
   conv_batch_chunk: int = 0
+  fast_likelihood: bool = False
 
   def __post_init__(self):
     object.__setattr__(self, "image_shape", tuple(int(d) for d in self.image_shape))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from unigen_jax import distributions
 from unigen_jax import losses
 from unigen_jax.variants import _specs
 from unigen_jax.variants._core import Context, Player, Variant
@@ -193,7 +192,7 @@ def _encode_sample(ctx: Context, x):
 def _aae_autoencoder(ctx: Context, batch):
   x = batch["image"]
   z = _encode_sample(ctx, x)
-  recon = -jnp.mean(distributions.bernoulli_log_prob(x, ctx.apply("decoder", z)))
+  recon = -jnp.mean(_specs.bernoulli_log_likelihood(ctx, x, ctx.apply("decoder", z)))
   adv, metrics = _specs.generator_term(ctx, ctx.apply("code_discriminator", z))
   return recon + ctx.cfg.adversarial_weight * adv, {"reconstruction_nll": recon, **metrics}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from unigen_jax import distributions
 from unigen_jax import losses
 from unigen_jax import models
 from unigen_jax.variants._core import Context, ModelConfig, ModuleSpec
@@ -156,3 +157,21 @@ def generator_term(ctx: Context, logits, target: int = 1, metric: str = "iw_ess"
       raise ValueError("the minimax objective is defined for generators targeting 'real'.")
     return losses.generator_loss_minimax(oriented), {}
   return losses.generator_loss_nonsaturating(oriented), {}
+
+
+def bernoulli_log_likelihood(ctx: Context, x: jax.Array, logits: jax.Array,
+                             event_ndims=None) -> jax.Array:
+  """``log p(x | z)`` of a Bernoulli decoder's ``logits``, summed over ``event_ndims``.
+
+  ``ctx.cfg.fast_likelihood``: flat events and the explicit softplus (the same function to
+  float rounding, cheaper on XLA:CPU); otherwise exactly the earlier versions' computation.
+  """
+  if not ctx.cfg.fast_likelihood:
+    return distributions.bernoulli_log_prob(x, logits, event_ndims=event_ndims)
+  if event_ndims is None:
+    event_ndims = max(logits.ndim - 1, 0)
+  if event_ndims == 0:
+    return distributions.bernoulli_log_prob(x, logits, event_ndims=0, fast=True)
+  lead = logits.shape[:logits.ndim - event_ndims]
+  return distributions.bernoulli_log_prob(jnp.broadcast_to(x, logits.shape).reshape(lead + (-1,)),
+                                          logits.reshape(lead + (-1,)), event_ndims=1, fast=True)

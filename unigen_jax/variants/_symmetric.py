@@ -10,7 +10,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from unigen_jax import distributions
 from unigen_jax import losses
 from unigen_jax.variants import _specs
 from unigen_jax.variants._core import Context, Player, Variant
@@ -57,8 +56,8 @@ def avb_objective(ctx: Context, x, labels=None, record_stats: bool = True):
   """Per-example AVB negative ELBO: T(x, z) - log p(x|z), z from the implicit encoder."""
   del labels  # unconditional
   z = _avb_code(ctx, x, record_stats)
-  log_likelihood = distributions.bernoulli_log_prob(x, ctx.apply("decoder", z,
-                                                                 record_stats=record_stats))
+  log_likelihood = _specs.bernoulli_log_likelihood(ctx, x, ctx.apply("decoder", z,
+                                                                    record_stats=record_stats))
   critic = ctx.apply("critic", x, z, record_stats=record_stats)
   per_example = losses.avb_negative_elbo(log_likelihood, critic, reduction="none")
   return per_example, {"elbo": -jnp.mean(per_example),

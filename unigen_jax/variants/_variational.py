@@ -34,8 +34,8 @@ def negative_elbo_terms(ctx: Context, x, labels=None, *, record_stats: bool = Tr
   """
   mean, log_var = _apply(ctx, "encoder", x, labels, record_stats)
   z = mean + jnp.exp(0.5 * log_var) * ctx.normal(mean.shape)
-  log_likelihood = distributions.bernoulli_log_prob(
-      x, _apply(ctx, "decoder", z, labels, record_stats))
+  log_likelihood = _specs.bernoulli_log_likelihood(
+      ctx, x, _apply(ctx, "decoder", z, labels, record_stats))
   kl = distributions.kl_diag_gaussian_standard_normal(mean, log_var)
   neg_elbo = losses.negative_elbo(log_likelihood, mean, log_var, reduction="none")
   return neg_elbo, log_likelihood, kl
@@ -68,8 +68,8 @@ def iwae_objective(ctx: Context, x, labels=None, record_stats: bool = True):
   z = mean + jnp.exp(0.5 * log_var) * ctx.normal((k,) + mean.shape, axis=1)  # [K, B, D]
   logits = ctx.apply("decoder", z.reshape((-1, z.shape[-1])), record_stats=record_stats)
   logits = logits.reshape((k,) + x.shape)
-  log_likelihood = distributions.bernoulli_log_prob(jnp.broadcast_to(x, logits.shape), logits,
-                                                    event_ndims=len(x.shape) - 1)
+  log_likelihood = _specs.bernoulli_log_likelihood(ctx, jnp.broadcast_to(x, logits.shape), logits,
+                                                   event_ndims=len(x.shape) - 1)
   log_weights = losses.iwae_log_weights(log_likelihood, z, mean, log_var)
   per_example = losses.iwae_negative_bound(log_weights, reduction="none")
   elbo = jnp.mean(log_weights)  # the K single-sample ELBO estimates, averaged
@@ -214,8 +214,8 @@ def wake_objective(ctx: Context, x, labels=None, record_stats: bool = True):
   del labels  # unconditional
   mean, log_var = ctx.apply("encoder", x, record_stats=record_stats)
   z = sg(mean + jnp.exp(0.5 * log_var) * ctx.normal(mean.shape))
-  log_likelihood = distributions.bernoulli_log_prob(x, ctx.apply("decoder", z,
-                                                                 record_stats=record_stats))
+  log_likelihood = _specs.bernoulli_log_likelihood(ctx, x, ctx.apply("decoder", z,
+                                                                    record_stats=record_stats))
   per_example = losses.wake_phase_loss(log_likelihood, z, reduction="none")
   kl = distributions.kl_diag_gaussian_standard_normal(mean, log_var)
   return per_example, {"elbo": jnp.mean(log_likelihood - kl)}
