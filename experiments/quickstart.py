@@ -79,7 +79,7 @@ def write_comparison(root: pathlib.Path, results: dict, f) -> None:
              + (" --mnist_dir=DIR" if f.mnist_dir else ""))
   lines = ["# Quickstart: VAE vs AA-VAE on the offline MNIST sample", "",
            f"Command: `{command}`", "",
-           "| model | evaluated on | test ELBO | IWAE log-lik. (K=100) | train steps/s | "
+           "| model | evaluated on | ELBO | IWAE log-lik. (K=100) | train steps/s | "
            "wall time (s) |", "|---|---|---|---|---|---|"]
   for variant, res in results.items():
     s = res["summary"]
