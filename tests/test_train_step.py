@@ -819,6 +819,9 @@ def test_fast_likelihood_is_the_bernoulli_log_likelihood_and_off_by_default():
     np.testing.assert_allclose(got, reference, rtol=2e-6)
   default = _specs.bernoulli_log_likelihood(ctx(False), x, logits[0])
   np.testing.assert_array_equal(default, distributions.bernoulli_log_prob(x, logits[0]))
+  for fast in (False, True):  # same refusal of mismatched shapes, flattened or not
+    with pytest.raises(ValueError, match="must match"):
+      _specs.bernoulli_log_likelihood(ctx(fast), x.reshape(3, 784), logits[0])
 
 
 @pytest.mark.parametrize("name", ["vae", "iwae"])

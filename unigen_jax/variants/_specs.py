@@ -168,10 +168,13 @@ def bernoulli_log_likelihood(ctx: Context, x: jax.Array, logits: jax.Array,
   """
   if not ctx.cfg.fast_likelihood:
     return distributions.bernoulli_log_prob(x, logits, event_ndims=event_ndims)
+  if jnp.shape(x) != jnp.shape(logits):  # checked before flattening, as the default path does
+    raise ValueError(f"x has shape {jnp.shape(x)} but logits has shape {jnp.shape(logits)}; "
+                     "they must match (one value per element).")
   if event_ndims is None:
     event_ndims = max(logits.ndim - 1, 0)
   if event_ndims == 0:
     return distributions.bernoulli_log_prob(x, logits, event_ndims=0, fast=True)
   lead = logits.shape[:logits.ndim - event_ndims]
-  return distributions.bernoulli_log_prob(jnp.broadcast_to(x, logits.shape).reshape(lead + (-1,)),
-                                          logits.reshape(lead + (-1,)), event_ndims=1, fast=True)
+  return distributions.bernoulli_log_prob(x.reshape(lead + (-1,)), logits.reshape(lead + (-1,)),
+                                          event_ndims=1, fast=True)
