@@ -173,6 +173,10 @@ def bench_model(name: str, model: train_step.Model, batch_size: int, steps_per_c
   return result
 
 
+# pythae's MLP IWAE (K=5): 784-512-16.
+_PYTHAE_IWAE = dict(architecture="mlp", hidden=(512,), latent_dim=16, mlp_activation="relu",
+                    learning_rate=1e-3, num_importance_samples=5)
+
 # Peer-matched configurations: the peers' exact layer sizes, built from library modules.
 PEER_MATCHED = {
     # Flax examples/vae: 784-500-20, ReLU, Bernoulli logits, Adam 1e-3.
@@ -181,22 +185,14 @@ PEER_MATCHED = {
     # pythae MLP VAE / IWAE (K=5): 784-512-16.
     "unigen_vae_mlp_pythae": ("vae", dict(architecture="mlp", hidden=(512,), latent_dim=16,
                                           mlp_activation="relu", learning_rate=1e-3)),
-    "unigen_iwae_mlp_k5_pythae": ("iwae", dict(architecture="mlp", hidden=(512,), latent_dim=16,
-                                               mlp_activation="relu", learning_rate=1e-3,
-                                               num_importance_samples=5)),
+    "unigen_iwae_mlp_k5_pythae": ("iwae", _PYTHAE_IWAE),
     # The same, its gradient accumulated over chunks of 256 examples (one chunk up to 256).
-    "unigen_iwae_mlp_k5_pythae_microbatch256": ("iwae", dict(
-        architecture="mlp", hidden=(512,), latent_dim=16, mlp_activation="relu",
-        learning_rate=1e-3, num_importance_samples=5, microbatch_size=256)),
+    "unigen_iwae_mlp_k5_pythae_microbatch256": ("iwae", dict(_PYTHAE_IWAE, microbatch_size=256)),
     # The same with the flat Bernoulli likelihood and explicit softplus (fast_likelihood: the
     # same function to float rounding), whole batch and over chunks of 256.
-    "unigen_iwae_mlp_k5_pythae_fastlik": ("iwae", dict(
-        architecture="mlp", hidden=(512,), latent_dim=16, mlp_activation="relu",
-        learning_rate=1e-3, num_importance_samples=5, fast_likelihood=True)),
+    "unigen_iwae_mlp_k5_pythae_fastlik": ("iwae", dict(_PYTHAE_IWAE, fast_likelihood=True)),
     "unigen_iwae_mlp_k5_pythae_microbatch256_fastlik": ("iwae", dict(
-        architecture="mlp", hidden=(512,), latent_dim=16, mlp_activation="relu",
-        learning_rate=1e-3, num_importance_samples=5, microbatch_size=256,
-        fast_likelihood=True)),
+        _PYTHAE_IWAE, microbatch_size=256, fast_likelihood=True)),
     # pythae conv MNIST VAE (17.2M parameters).
     "unigen_vae_conv_pythae": ("vae", dict(architecture="conv", latent_dim=16, learning_rate=1e-3)),
     # The same, each convolution over chunks of at most 64 examples (conv_batch_chunk: the

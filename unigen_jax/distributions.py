@@ -75,9 +75,11 @@ def bernoulli_log_prob(x: Array, logits: Array, *,
     x: targets, shape ``[B, ...]``, values in [0, 1].
     logits: Bernoulli logits, same shape as ``x``.
     event_ndims: trailing axes summed over; default all but the first.
-    fast: use :func:`softplus` instead of ``jax.nn.softplus`` (equal to float rounding,
-      ~3x faster on CPU). Off by default so that training steps stay bitwise identical
-      to earlier versions; the evaluation's likelihood estimates turn it on.
+    fast: use :func:`softplus` instead of ``jax.nn.softplus`` and sum over one flat event
+      axis (``[..., 784]``, not ``[..., 28, 28, 1]``): equal to float rounding, ~3x faster
+      on CPU. Off by default so that training steps stay bitwise identical to earlier
+      versions; the evaluation's likelihood estimates and ``model.fast_likelihood`` turn
+      it on.
 
   Returns:
     Log-probabilities, shape ``x.shape[:-event_ndims]`` (``[B]`` by default).
@@ -85,6 +87,11 @@ def bernoulli_log_prob(x: Array, logits: Array, *,
   _check_same_shape("x", x, "logits", logits)
   if event_ndims is None:
     event_ndims = max(logits.ndim - 1, 0)
+  if fast and 1 < event_ndims <= logits.ndim:
+    # One flat event axis: XLA:CPU vectorises the flat reduction best (another summation
+    # order than over the image's axes, hence only with ``fast``).
+    lead = logits.shape[:logits.ndim - event_ndims]
+    x, logits, event_ndims = x.reshape(lead + (-1,)), logits.reshape(lead + (-1,)), 1
   while 1 < event_ndims <= logits.ndim and logits.shape[-1] == 1:
     # Drop trailing size-1 event axes: XLA:CPU vectorises the elementwise work along the
     # minor axis, which for images [..., 28, 28, 1] has size 1 (2-3x slower).

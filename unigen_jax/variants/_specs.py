@@ -166,15 +166,5 @@ def bernoulli_log_likelihood(ctx: Context, x: jax.Array, logits: jax.Array,
   ``ctx.cfg.fast_likelihood``: flat events and the explicit softplus (the same function to
   float rounding, cheaper on XLA:CPU); otherwise exactly the earlier versions' computation.
   """
-  if not ctx.cfg.fast_likelihood:
-    return distributions.bernoulli_log_prob(x, logits, event_ndims=event_ndims)
-  if jnp.shape(x) != jnp.shape(logits):  # checked before flattening, as the default path does
-    raise ValueError(f"x has shape {jnp.shape(x)} but logits has shape {jnp.shape(logits)}; "
-                     "they must match (one value per element).")
-  if event_ndims is None:
-    event_ndims = max(logits.ndim - 1, 0)
-  if event_ndims == 0:
-    return distributions.bernoulli_log_prob(x, logits, event_ndims=0, fast=True)
-  lead = logits.shape[:logits.ndim - event_ndims]
-  return distributions.bernoulli_log_prob(x.reshape(lead + (-1,)), logits.reshape(lead + (-1,)),
-                                          event_ndims=1, fast=True)
+  return distributions.bernoulli_log_prob(x, logits, event_ndims=event_ndims,
+                                          fast=ctx.cfg.fast_likelihood)
