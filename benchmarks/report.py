@@ -328,8 +328,8 @@ def main_eval(out_dir: str) -> None:
   print("Produced by `bash benchmarks/eval_vs_pythae.sh` (one session: `python -m "
         "benchmarks.bench --suite=eval`, then pythae's `get_nll` through "
         "`benchmarks/pythae_nll_driver.py`), then `python -m benchmarks.report "
-        f"{out_dir} eval`. Raw data: `{out_dir}/`. This supersedes the evaluation section of "
-        "`RESULTS.md`, which is older (measured before the evaluation's fast path).\n")
+        f"{out_dir} eval`. Raw data: `{out_dir}/`. The evaluation section of `RESULTS.md` is "
+        "the same measurement, made inside the peers' run of `compare_with_peers.sh`.\n")
   print(machine(env) + "; "
         f"jax {env['jax']}, Python {env['python']}; measured {env['time']}; pythae with torch "
         f"{pythae_nll.get('torch', '?')}.")
