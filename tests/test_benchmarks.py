@@ -95,8 +95,11 @@ def test_results_report_gives_every_batch_of_the_sweep_its_ratio(tmp_path, capsy
   ratio to the fastest peer, and the rows under 1.0x named with where their cause is shown."""
   env = {"processor": "x86_64", "platform": "Linux", "devices": ["cpu:0"], "jax": "0.10.2",
          "flax": "0.12.8", "optax": "0.2.8", "python": "3.11.7", "time": "2026-12-03 12:00:00"}
-  ours = [{"name": "unigen_iwae_mlp_k5_pythae", "batch": b, "steps_per_s": s, "compile_s": 1.0,
-           "num_params": 10, "xla_estimate_bytes": 1e6} for b, s in ((32, 200.0), (1024, 9.0))]
+  ours = [{"name": n, "batch": b, "steps_per_s": s, "compile_s": 1.0, "num_params": 10,
+           "xla_estimate_bytes": 1e6} for n, b, s in (
+               ("unigen_iwae_mlp_k5_pythae", 32, 200.0), ("unigen_iwae_mlp_k5_pythae", 1024, 9.0),
+               ("unigen_iwae_mlp_k5_pythae_microbatch256", 32, 110.0),
+               ("unigen_iwae_mlp_k5_pythae_microbatch256", 1024, 13.2))]
   (tmp_path / "unigen.json").write_text(json.dumps({"environment": env, "rows": ours}))
   peers = [{"name": n, "batch": b, "median_steps_per_s": s} for n, b, s in (
       ("pythae_iwae_mlp_k5_eager", 32, 50.0), ("pythae_iwae_mlp_k5_compile", 32, 100.0),
@@ -110,3 +113,6 @@ def test_results_report_gives_every_batch_of_the_sweep_its_ratio(tmp_path, capsy
           "NO | >= 1.5x | NO |") in text
   assert "Rows below 1.0x: pythae MLP IWAE K=5 at batch 1024 (0.75x)." in text
   assert "RESULTS_layer_scaling.md" in text
+  # Only the configuration that never falls under its peer is listed, with its range.
+  assert ("At or above 1.0x at every batch measured: same, microbatch_size=256 (gradient "
+          "accumulated over chunks of 256) (1.10-1.10x).") in text
