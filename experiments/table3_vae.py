@@ -23,15 +23,24 @@ Protocol (every choice on validation data, the test set once per final configura
    ``validation_every`` steps, keeps the best checkpoint and stops after ``patience``
    evaluations without improvement (early stopping); the test set is evaluated once, on
    the selected checkpoint.
+   The SVAE's classification weight alpha is chosen per column (1%, 10%) from
+   ``preset.svae_alphas`` (Kingma et al.'s 0.1 among them) by the best mean **validation
+   accuracy** of q(y|x) at the checkpoint each selection run's own validation bound selects
+   (the checkpoint a final run would test); AA-SVAE uses the SVAE's alpha of its column.
+   The criterion was fixed before any selection run: a semi-supervised model is built for
+   its classifier, and the bound cannot see a collapsed one (at alpha 0.1 the 1% classifier
+   collapses to one class and such runs have the *best* early validation bounds:
+   ``results/svae_alpha_diagnostic.md``). The validation bound of every alpha is printed
+   beside its accuracy.
 3. **Control**: the AA models with a discriminator frozen at initialisation
    (``discriminator_learning_rate=0``): generated samples enter Eq. 17 with weights near
    0.5 but no adversary. AA > control says the adversarial part adds something.
 4. **Statistics**: mean ± sample std (ddof=1); AA vs base (and AA vs control) pairs share
    seeds, hence the training subset: paired t-test, two-sided p-value.
 
-Semi-supervised rows follow Kingma et al. (2014): their summed objective with
-alpha = 0.1 N, divided by N: per-batch weights N_l/N (labelled), N_u/N (unlabelled) and
-0.1 (classification), ``model.svae_*`` fields.
+Semi-supervised rows follow Kingma et al. (2014)'s summed objective divided by N: per-batch
+weights N_l/N (labelled), N_u/N (unlabelled) and alpha (classification; their alpha = 0.1 N
+is alpha = 0.1 here), ``model.svae_*`` fields; alpha is chosen on validation (above).
 
 Results: ``results/table3_vae_<preset>.md`` / ``.json`` / ``.png`` and one committed run
 record per run in ``results/table3_vae_<preset>/runs/`` (a run whose record exists is not
@@ -63,6 +72,7 @@ PAIRS = (("vae", "aavae"), ("cvae", "aacvae"), ("svae", "aasvae"))
 CONTROLS = {"aavae": "aavae_frozen", "aacvae": "aacvae_frozen"}
 VARIANT_OF = {"aavae_frozen": "aavae", "aacvae_frozen": "aacvae"}
 MNIST_TRAIN = 60000
+KINGMA_ALPHA = 0.1  # Kingma et al. (2014)'s alpha = 0.1 N, per batch (see the docstring)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +88,8 @@ class Preset:
   patience: int               # evaluations without improvement before stopping
   selection_rates: tuple      # discriminator learning rates the selection chooses from
   selection_seeds: dict       # column -> seeds of the selection runs (disjoint from final)
+  svae_alphas: tuple          # SVAE classification weights the selection chooses from
+  svae_selection_seeds: dict  # column -> seeds of the SVAE alpha selection runs
   gap_seeds: int = 0          # seeds of the 1% base-VAE gap diagnostics (0: none)
 
 
@@ -91,7 +103,9 @@ PRESETS = {
                   validation_every={"1%": 250, "10%": 500, "100%": 0},
                   validation_examples={"1%": 5000, "10%": None, "100%": None},
                   patience=8, selection_rates=(1e-3, 1e-4, 1e-5, 1e-6),
-                  selection_seeds={"1%": (100, 101), "10%": (100,)}, gap_seeds=3),
+                  selection_seeds={"1%": (100, 101), "10%": (100,)},
+                  svae_alphas=(0.1, 1.0, 10.0, 30.0, 100.0),
+                  svae_selection_seeds={"1%": (100,), "10%": (100,)}, gap_seeds=3),
     # The paper's networks (width 64) and long schedules, for GPU/TPU.
     "paper": Preset(width=64, svae_width=64, batch_size=64,
                     seeds={"1%": 5, "10%": 5, "100%": 5},
@@ -100,7 +114,9 @@ PRESETS = {
                     validation_every={"1%": 250, "10%": 1000, "100%": 0},
                     validation_examples={"1%": None, "10%": None, "100%": None},
                     patience=10, selection_rates=(1e-3, 1e-4, 1e-5, 1e-6),
-                    selection_seeds={"1%": (100, 101), "10%": (100, 101)}),
+                    selection_seeds={"1%": (100, 101), "10%": (100, 101)},
+                    svae_alphas=(0.1, 1.0, 10.0, 30.0, 100.0),
+                    svae_selection_seeds={"1%": (100, 101), "10%": (100, 101)}),
 }
 
 
@@ -132,7 +148,8 @@ def _smoke(preset: Preset) -> Preset:
       steps={c: 6 for c in COLUMNS}, svae_steps={c: 4 for c in SVAE_COLUMNS},
       validation_every={"1%": 3, "10%": 3, "100%": 0},
       validation_examples={c: 20 for c in COLUMNS}, patience=1, selection_rates=(1e-3, 1e-5),
-      selection_seeds={"1%": (100,), "10%": (100,)})
+      selection_seeds={"1%": (100,), "10%": (100,)}, svae_alphas=(0.1, 10.0),
+      svae_selection_seeds={"1%": (100,), "10%": (100,)})
 
 
 class Plan:
@@ -150,7 +167,7 @@ class Plan:
     return int(round(FRACTION[column] * self.train_size))
 
   def config(self, row: str, column: str, seed: int, *, discriminator_rate=None,
-             evaluate_test: bool = True):
+             svae_alpha: float = KINGMA_ALPHA, evaluate_test: bool = True):
     p = self.preset
     variant = VARIANT_OF.get(row, row)
     semi = row in ("svae", "aasvae")
@@ -173,7 +190,7 @@ class Plan:
       pool = self.train_size - (0 if column == "100%" else min(10000, self.train_size // 6))
       labelled = self.count(column)
       config.data.num_labelled = labelled
-      config.model.svae_alpha = 0.1
+      config.model.svae_alpha = svae_alpha
       config.model.svae_labelled_weight = labelled / pool
       config.model.svae_unlabelled_weight = (pool - labelled) / pool
     elif column != "100%":
@@ -220,23 +237,42 @@ class Plan:
                                    evaluate_test=False)))
     return runs
 
+  def svae_selection_runs(self, columns) -> list:
+    """Selection runs of the SVAE's alpha (AA-SVAE uses the SVAE's)."""
+    runs = []
+    for column in columns:
+      for alpha in self.preset.svae_alphas:
+        for seed in self.preset.svae_selection_seeds.get(column, ()):
+          runs.append(common.Run(
+              name=f"select_svae_alpha{alpha:g}_{column.rstrip('%')}pct_seed{seed}",
+              group=f"svae@{alpha:g}", column=column, seed=seed, role="selection",
+              config=self.config("svae", column, seed, svae_alpha=alpha, evaluate_test=False)))
+    return runs
+
   def final_runs(self, models, columns, chosen: dict) -> list:
+    """``chosen``: {(model, column): value} from the selections: the discriminator rate of
+    'aavae' / 'aacvae', the alpha of 'svae'; a run whose choice is missing is not planned."""
     runs = []
     for model in models:
       semi = model in ("svae", "aasvae")
       for column in (SVAE_COLUMNS if semi else COLUMNS):
         if column not in columns:
           continue
-        rate = None
+        rate, extra = None, {}
         if model in ("aavae", "aacvae", "aasvae"):
           source = "aavae" if model == "aasvae" else model
           rate = chosen.get((source, column if column != "100%" else "10%"))
           if rate is None:
             continue  # its selection has not finished
+        if semi:
+          extra["svae_alpha"] = chosen.get(("svae", column))
+          if extra["svae_alpha"] is None:
+            continue  # the alpha selection has not finished
         for seed in range(self.preset.seeds[column]):
           runs.append(common.Run(
               name=f"{model}_{column.rstrip('%')}pct_seed{seed}", group=model, column=column,
-              seed=seed, config=self.config(model, column, seed, discriminator_rate=rate)))
+              seed=seed, config=self.config(model, column, seed, discriminator_rate=rate,
+                                            **extra)))
     return runs
 
 
@@ -262,6 +298,46 @@ def choose_rates(plan: Plan, records: dict, columns) -> tuple[dict, list]:
       cells = ", ".join(f"{rate:g}: {np.mean(v):.2f}" + (" (chosen)" if rate == best else "")
                         for rate, v in values.items())
       lines.append(f"| {model} | {column} | {cells} |")
+  return chosen, lines
+
+
+def validation_at_selected_step(record: dict, metric: str):
+  """``val/<metric>`` of a run at the step its validation bound selected (None if absent)."""
+  step = (record.get("validation") or {}).get("best_step")
+  for row in record.get("curve", ()):
+    if row["step"] == step and f"val/{metric}" in row:
+      return row[f"val/{metric}"]
+  return None
+
+
+def choose_alphas(plan: Plan, records: dict, columns) -> tuple[dict, list]:
+  """{('svae', column): alpha} chosen by the best mean validation accuracy of q(y|x) at each
+  selection run's selected checkpoint; and the table lines (accuracy and bound per alpha)."""
+  chosen, lines = {}, []
+  for column in columns:
+    seeds = plan.preset.svae_selection_seeds.get(column)
+    if not seeds:
+      continue
+    accuracy, bound = {}, {}
+    for alpha in plan.preset.svae_alphas:
+      runs = [records.get(f"select_svae_alpha{alpha:g}_{column.rstrip('%')}pct_seed{s}")
+              for s in seeds]
+      if any(r is None for r in runs):
+        accuracy = None
+        break
+      accuracy[alpha] = [validation_at_selected_step(r, "svae_accuracy") for r in runs]
+      bound[alpha] = [r["validation"]["best"] for r in runs]
+      if any(a is None for a in accuracy[alpha]):
+        raise ValueError(f"an SVAE selection run of alpha {alpha:g} ({column}) has no validation "
+                         "accuracy at its selected step; rerun it (validation.metrics must "
+                         "include svae_accuracy).")
+    if accuracy is None:
+      continue
+    best = common.best_of(accuracy)
+    chosen[("svae", column)] = best
+    cells = ", ".join(f"{alpha:g}: {np.mean(accuracy[alpha]):.4f} / {np.mean(bound[alpha]):.2f}"
+                      + (" (chosen)" if alpha == best else "") for alpha in accuracy)
+    lines.append(f"| svae | {column} | {cells} |")
   return chosen, lines
 
 
@@ -304,11 +380,14 @@ def main(argv=None) -> int:
     needs = {selected.get(m, m) for m in models} & {"aavae", "aacvae"}
     stage_selection = [r for r in plan.selection_runs([source_column], needs)
                        if r.name not in {s.name for s in selection}]
+    if kind == "semi":
+      stage_selection += plan.svae_selection_runs([column])
     selection += stage_selection
     common.execute_shared(stage_selection, root, records_dir, shard, shards,
                           train_missing=f.train)
     records = common.execute(selection, root, records_dir, train_missing=False)
     chosen_all, _ = choose_rates(plan, records, ["1%", "10%"])
+    chosen_all.update(choose_alphas(plan, records, ["1%", "10%"])[0])
     stage_finals = plan.final_runs(models, [column], chosen_all)
     finals += stage_finals
     stage_gaps = plan.gap_runs() if (column, kind) == ("1%", "plain") and "vae" in models else []
@@ -317,8 +396,9 @@ def main(argv=None) -> int:
       common.execute(common.share(stage_finals + stage_gaps, shard, shards), root, records_dir)
   records = common.execute(selection + finals + gaps, root, records_dir, train_missing=False)
   chosen, selection_lines = choose_rates(plan, records, ["1%", "10%"])
+  alphas, alpha_lines = choose_alphas(plan, records, ["1%", "10%"])
   write(out, f, plan, records, finals, selection, selection_lines, chosen,
-        time.time() - started, argv, gaps)
+        time.time() - started, argv, gaps, alphas, alpha_lines)
   return 0
 
 
@@ -381,7 +461,7 @@ def _gap_lines(records, finals, gaps, preset, table_data) -> list:
 
 
 def write(out, f, plan, records, finals, selection, selection_lines, chosen, wall, argv,
-          gaps=()):
+          gaps=(), alphas=None, alpha_lines=()):
   p = plan.preset
   done = [records[r.name] for r in finals + selection + list(gaps) if r.name in records]
   command = common.table_command("experiments.table3_vae", argv)
@@ -416,6 +496,7 @@ def write(out, f, plan, records, finals, selection, selection_lines, chosen, wal
                       "aasvae") if m in f.models]
   table_data = {"cells": {}, "pairs": [], "selection": {f"{k[0]}@{k[1]}": v
                                                         for k, v in chosen.items()}}
+  table_data["selection"].update({f"svae_alpha@{c}": v for (_, c), v in (alphas or {}).items()})
   for model in rows:
     cells = []
     for column in COLUMNS:
@@ -479,6 +560,15 @@ def write(out, f, plan, records, finals, selection, selection_lines, chosen, wal
                 "The next step down is a discriminator that does not learn at all, which is the "
                 "frozen-discriminator control (rate 0) of the table: AA vs control says whether "
                 "the adversary's learning adds anything at such a rate."]
+  if alpha_lines:
+    lines += ["", "## SVAE alpha, chosen on validation", "",
+              "Per alpha: mean validation accuracy of q(y|x) / mean validation bound at the "
+              "checkpoint each selection run's validation bound selected (seeds "
+              f"{p.svae_selection_seeds}); the best accuracy is chosen (criterion fixed before "
+              "the runs: the bound cannot see a collapsed classifier); AA-SVAE uses the SVAE's "
+              f"alpha. Kingma et al. (2014)'s alpha is {KINGMA_ALPHA:g} in this per-batch form.",
+              "", "| model | column | validation accuracy / bound per alpha |", "|---|---|---|"]
+    lines += list(alpha_lines)
   base = _values(records, finals, "vae", "1%")[0]
   if base:
     gap = float(np.mean(base)) - PAPER["vae"]["1%"]
@@ -517,19 +607,23 @@ def plot(path, records, finals, selection=()) -> str:
   fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
   colors = {}
   for ax, (kind, column, models) in zip(axes[0], panels):
+    key = "val/elbo"
     if kind == "final":
       groups = [(model, [records[r.name]["curve"] for r in finals
                          if r.group == model and r.column == column and r.name in records])
                 for model in models]
       title = f"{column} column: validation bound"
     else:
-      groups = [(f"D rate {rate:g}", [records[r.name]["curve"] for r in runs])
+      # The SVAE's alpha is chosen by validation accuracy, the discriminator rate by the bound.
+      what, key = ("alpha", "val/svae_accuracy") if models == "svae" else ("D rate", "val/elbo")
+      groups = [(f"{what} {rate:g}", [records[r.name]["curve"] for r in runs])
                 for rate, runs in sorted(by_rate[(models, column)].items(), reverse=True)]
-      title = f"{models} {column}: selection runs' validation bound"
+      title = (f"{models} {column}: selection runs' validation "
+               + ("accuracy" if models == "svae" else "bound"))
     for label, curves in groups:
       if not curves:
         continue
-      steps, mean, std = common.band(curves, "val/elbo")
+      steps, mean, std = common.band(curves, key)
       if not steps:
         continue
       # One colour per model (final panels) or per rate (selection panels) across panels.
@@ -542,7 +636,7 @@ def plot(path, records, finals, selection=()) -> str:
     if ax.get_lines():
       ax.legend(fontsize=7)
     lows = [line.get_ydata().max() for line in ax.get_lines()]
-    if lows:
+    if lows and key == "val/elbo":
       ax.set_ylim(min(lows) - 15, max(lows) + 2)
   fig.tight_layout()
   fig.savefig(path, dpi=100)

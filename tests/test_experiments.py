@@ -1,5 +1,6 @@
 """Experiment scripts: smoke sizes end to end, their protocol, statistics and records."""
 
+import dataclasses
 import json
 import pathlib
 
@@ -83,9 +84,85 @@ def test_table3_plan_follows_the_protocol():
   runs = plan.selection_runs(["1%"], {"aavae"})
   assert {r.seed for r in runs} == {100, 101} and all(r.role == "selection" for r in runs)
   assert not {r.seed for r in runs} & set(range(5))  # disjoint from the final seeds
-  finals = plan.final_runs(["aavae", "aasvae", "vae"], ["1%"], {("aavae", "1%"): 1e-5})
+  finals = plan.final_runs(["aavae", "aasvae", "vae"], ["1%"],
+                           {("aavae", "1%"): 1e-5, ("svae", "1%"): 30.0})
   assert {r.config.model.discriminator_learning_rate for r in finals if r.group != "vae"} == {1e-5}
+  assert {r.config.model.svae_alpha for r in finals if r.group == "aasvae"} == {30.0}
   assert len([r for r in finals if r.group == "vae"]) == 5
+  assert len([r for r in finals if r.group == "aasvae"]) == 5
+
+
+def test_table3_svae_alpha_selection_runs_change_alpha_only():
+  """One selection run per alpha (Kingma's 0.1 among them) and selection seed, on validation
+  only; the semi-supervised finals are planned only once their column's alpha is chosen."""
+  plan = table3_vae.Plan(table3_vae.PRESETS["cpu"], "/data", True, False)
+  runs = plan.svae_selection_runs(["1%", "10%"])
+  assert table3_vae.KINGMA_ALPHA in plan.preset.svae_alphas
+  assert len(runs) == 2 * len(plan.preset.svae_alphas)
+  assert all(r.role == "selection" and r.config.eval.metrics == "" for r in runs)
+  assert not {r.seed for r in runs} & set(range(5))
+  flat = config_lib.flatten
+  for run in runs:
+    final = flat(plan.config("svae", run.column, run.seed))
+    differs = {k for k, v in flat(run.config).items() if final[k] != v}
+    assert differs <= {"model.svae_alpha", "eval.metrics"}, differs
+    assert run.config.model.svae_alpha == float(run.group.split("@")[1])
+    assert run.config.validation.select == "elbo" and run.config.validation.metrics == ""
+  assert plan.final_runs(["svae", "aasvae"], ["1%"], {("aavae", "1%"): 1e-5}) == []
+  finals = plan.final_runs(["svae"], ["1%", "10%"], {("svae", "1%"): 10.0})
+  assert {(r.column, r.config.model.svae_alpha) for r in finals} == {("1%", 10.0)}
+
+
+def _selection_record(best_step, bound, accuracy_by_step):
+  curve = [{"step": s, "val/elbo": bound - 1.0 if s != best_step else bound,
+            "val/svae_accuracy": a} for s, a in accuracy_by_step.items()]
+  return {"validation": {"best": bound, "best_step": best_step}, "curve": curve}
+
+
+def test_table3_svae_alpha_is_chosen_by_validation_accuracy_not_by_the_bound():
+  """A collapsed classifier (accuracy 0.1) with the best validation bound loses to a learning
+  one; the accuracy is read at the step the run's bound selected, not its last or best one."""
+  preset = dataclasses.replace(table3_vae.PRESETS["cpu"], svae_alphas=(0.1, 10.0, 30.0),
+                               svae_selection_seeds={"1%": (100, 101)})
+  plan = table3_vae.Plan(preset, "/data", True, False)
+  name = lambda a, s: f"select_svae_alpha{a:g}_1pct_seed{s}"  # noqa: E731
+  records = {
+      name(0.1, 100): _selection_record(500, -118.0, {250: 0.1, 500: 0.1}),
+      name(0.1, 101): _selection_record(500, -119.0, {250: 0.1, 500: 0.1}),
+      # Best accuracy (0.99) at step 250, but its bound selected step 500 (0.80): 0.80 counts.
+      name(10.0, 100): _selection_record(500, -135.0, {250: 0.99, 500: 0.80}),
+      name(10.0, 101): _selection_record(500, -136.0, {250: 0.99, 500: 0.80}),
+      name(30.0, 100): _selection_record(250, -146.0, {250: 0.90, 500: 0.95}),
+      name(30.0, 101): _selection_record(250, -147.0, {250: 0.92, 500: 0.95}),
+  }
+  chosen, lines = table3_vae.choose_alphas(plan, records, ["1%", "10%"])
+  assert chosen == {("svae", "1%"): 30.0}  # 10% has no selection records: nothing chosen
+  assert lines == ["| svae | 1% | 0.1: 0.1000 / -118.50, 10: 0.8000 / -135.50, "
+                   "30: 0.9100 / -146.50 (chosen) |"]
+  del records[name(30.0, 101)]
+  assert table3_vae.choose_alphas(plan, records, ["1%"])[0] == {}  # a seed missing: wait
+  records[name(30.0, 101)] = {"validation": {"best": -1.0, "best_step": 250}, "curve": []}
+  with pytest.raises(ValueError, match="no validation accuracy"):
+    table3_vae.choose_alphas(plan, records, ["1%"])
+
+
+def test_table3_plan_reproduces_every_committed_record_fingerprint():
+  """The committed Table 3 records were trained from configs this code still plans: a change
+  to the plan that would retrain (or silently mix) a finished run fails here."""
+  runs_dir = REPO / "results" / "table3_vae_cpu" / "runs"
+  records = {p.stem: json.loads(p.read_text()) for p in runs_dir.glob("*.json")}
+  if not records:
+    pytest.skip("no committed Table 3 records")
+  plan = table3_vae.Plan(table3_vae.PRESETS["cpu"], "/data", True, False)
+  selection = plan.selection_runs(["1%", "10%"]) + plan.svae_selection_runs(["1%", "10%"])
+  chosen, _ = table3_vae.choose_rates(plan, records, ["1%", "10%"])
+  chosen.update(table3_vae.choose_alphas(plan, records, ["1%", "10%"])[0])
+  finals = plan.final_runs(list(table3_vae.PAPER) + list(table3_vae.CONTROLS.values()),
+                           list(table3_vae.COLUMNS), chosen)
+  planned = {r.name: r for r in selection + finals + plan.gap_runs()}
+  assert set(records) <= set(planned), sorted(set(records) - set(planned))
+  for name, record in records.items():
+    assert record["fingerprint"] == planned[name].fingerprint(), name
 
 
 def test_table3_gap_diagnostics_change_one_thing_each():
@@ -465,3 +542,24 @@ def test_the_run_time_line_names_runs_without_a_recorded_time():
                   "counted as 0)")
   assert common.run_time_line([{"wall_time_s": 3600.0}]) == (
       "runs' own wall time 1.0 h summed over 1 runs")
+
+
+def test_table3_svae_smoke_selects_alpha_then_trains_finals(fake_mnist, tmp_path):
+  """The semi-supervised stage at smoke size: the alpha selection runs (validation only), the
+  choice and its section, then the SVAE finals with the chosen alpha and a test accuracy."""
+  args = ["--preset=cpu", "--smoke", f"--mnist_dir={fake_mnist}", "--verify_checksums=False",
+          f"--workdir={tmp_path / 'w'}", "--models=svae", "--columns=1%"]
+  assert table3_vae.main(args) == 0
+  out = tmp_path / "w" / "cpu_smoke" / "table3_vae_smoke.md"
+  text = out.read_text()
+  assert "## SVAE alpha, chosen on validation" in text and "| svae | 1% | 0.1: " in text
+  data = json.loads(out.with_suffix(".json").read_text())
+  alpha = data["selection"]["svae_alpha@1%"]
+  runs = out.with_suffix("") / "runs"
+  selection = [json.loads(p.read_text()) for p in runs.glob("select_svae_*.json")]
+  assert len(selection) == 2 and all("eval" not in r or not r["eval"] for r in selection)
+  assert all(any("val/svae_accuracy" in row for row in r["curve"]) for r in selection)
+  final = json.loads((runs / "svae_1pct_seed0.json").read_text())
+  assert final["config_overrides"]["model.svae_alpha"] == alpha
+  assert 0.0 <= final["eval"]["svae_accuracy"] <= 1.0
+  assert len(data["cells"]["svae@1%"]["svae_accuracy"]) == 2
