@@ -501,10 +501,10 @@ def write(out, f, plan, records, finals, selection, selection_lines, chosen, wal
     cells = []
     for column in COLUMNS:
       values, seeds, planned = _values(records, finals, model, column)
-      if planned == 0 and not values:
-        cells.append("-")
-        continue
       paper = PAPER.get(model, {}).get(column)
+      if planned == 0 and not values:  # not in the table, or its selection has not finished
+        cells.append("-" + (f" [{paper}]" if paper is not None else ""))
+        continue
       text = stats.fmt(values) if values else "not run"
       if values and len(values) < planned:
         text += f" ({len(values)} of {planned} seeds)"
