@@ -75,6 +75,16 @@ MNIST_TRAIN = 60000
 KINGMA_ALPHA = 0.1  # Kingma et al. (2014)'s alpha = 0.1 N, per batch (see the docstring)
 
 
+def selection_name(model: str, rate: float, column: str, seed: int) -> str:
+  """Run name of a discriminator-rate selection run."""
+  return f"select_{model}_dlr{rate:g}_{column.rstrip('%')}pct_seed{seed}"
+
+
+def alpha_selection_name(alpha: float, column: str, seed: int) -> str:
+  """Run name of an SVAE alpha selection run."""
+  return f"select_svae_alpha{alpha:g}_{column.rstrip('%')}pct_seed{seed}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Preset:
   width: int                  # DCGAN width of encoder, decoder, discriminator (paper: 64)
@@ -231,7 +241,7 @@ class Plan:
         for rate in self.preset.selection_rates:
           for seed in self.preset.selection_seeds[column]:
             runs.append(common.Run(
-                name=f"select_{model}_dlr{rate:g}_{column.rstrip('%')}pct_seed{seed}",
+                name=selection_name(model, rate, column, seed),
                 group=f"{model}@{rate:g}", column=column, seed=seed, role="selection",
                 config=self.config(model, column, seed, discriminator_rate=rate,
                                    evaluate_test=False)))
@@ -244,7 +254,7 @@ class Plan:
       for alpha in self.preset.svae_alphas:
         for seed in self.preset.svae_selection_seeds.get(column, ()):
           runs.append(common.Run(
-              name=f"select_svae_alpha{alpha:g}_{column.rstrip('%')}pct_seed{seed}",
+              name=alpha_selection_name(alpha, column, seed),
               group=f"svae@{alpha:g}", column=column, seed=seed, role="selection",
               config=self.config("svae", column, seed, svae_alpha=alpha, evaluate_test=False)))
     return runs
@@ -276,6 +286,18 @@ class Plan:
     return runs
 
 
+def grid_records(records: dict, grid, seeds, name) -> dict | None:
+  """{value: [records of its selection runs, one per seed]} over ``grid``; None while any of
+  them is missing (the choice waits for the whole grid). ``name(value, seed)``: run name."""
+  out = {}
+  for value in grid:
+    runs = [records.get(name(value, seed)) for seed in seeds]
+    if any(r is None for r in runs):
+      return None
+    out[value] = runs
+  return out
+
+
 def choose_rates(plan: Plan, records: dict, columns) -> tuple[dict, list]:
   """{(model, column): rate} chosen by the best mean validation bound; and the table lines."""
   chosen, lines = {}, []
@@ -283,16 +305,12 @@ def choose_rates(plan: Plan, records: dict, columns) -> tuple[dict, list]:
     if column not in plan.preset.selection_seeds:
       continue
     for model in ("aavae", "aacvae"):
-      values = {}
-      for rate in plan.preset.selection_rates:
-        runs = [records.get(f"select_{model}_dlr{rate:g}_{column.rstrip('%')}pct_seed{s}")
-                for s in plan.preset.selection_seeds[column]]
-        if any(r is None for r in runs):
-          values = None
-          break
-        values[rate] = [r["validation"]["best"] for r in runs]
-      if values is None:
+      grid = grid_records(records, plan.preset.selection_rates,
+                           plan.preset.selection_seeds[column],
+                           lambda rate, seed: selection_name(model, rate, column, seed))  # pylint: disable=cell-var-from-loop
+      if grid is None:
         continue
+      values = {rate: [r["validation"]["best"] for r in runs] for rate, runs in grid.items()}
       best = common.best_of(values)
       chosen[(model, column)] = best
       cells = ", ".join(f"{rate:g}: {np.mean(v):.2f}" + (" (chosen)" if rate == best else "")
@@ -318,21 +336,18 @@ def choose_alphas(plan: Plan, records: dict, columns) -> tuple[dict, list]:
     seeds = plan.preset.svae_selection_seeds.get(column)
     if not seeds:
       continue
-    accuracy, bound = {}, {}
-    for alpha in plan.preset.svae_alphas:
-      runs = [records.get(f"select_svae_alpha{alpha:g}_{column.rstrip('%')}pct_seed{s}")
-              for s in seeds]
-      if any(r is None for r in runs):
-        accuracy = None
-        break
-      accuracy[alpha] = [validation_at_selected_step(r, "svae_accuracy") for r in runs]
-      bound[alpha] = [r["validation"]["best"] for r in runs]
-      if any(a is None for a in accuracy[alpha]):
+    grid = grid_records(records, plan.preset.svae_alphas, seeds,
+                         lambda alpha, seed: alpha_selection_name(alpha, column, seed))  # pylint: disable=cell-var-from-loop
+    if grid is None:
+      continue
+    accuracy = {a: [validation_at_selected_step(r, "svae_accuracy") for r in runs]
+                for a, runs in grid.items()}
+    bound = {a: [r["validation"]["best"] for r in runs] for a, runs in grid.items()}
+    for alpha, values in accuracy.items():
+      if any(v is None for v in values):
         raise ValueError(f"an SVAE selection run of alpha {alpha:g} ({column}) has no validation "
                          "accuracy at its selected step; rerun it (validation.metrics must "
                          "include svae_accuracy).")
-    if accuracy is None:
-      continue
     best = common.best_of(accuracy)
     chosen[("svae", column)] = best
     cells = ", ".join(f"{alpha:g}: {np.mean(accuracy[alpha]):.4f} / {np.mean(bound[alpha]):.2f}"

@@ -102,7 +102,7 @@ class TransferPlan:
     return config
 
   def selection(self) -> list:
-    return [common.Run(name=f"select_{run_name(aa)}_dlr{rate:g}_1pct_seed{seed}",
+    return [common.Run(name=table3_vae.selection_name(run_name(aa), rate, COLUMN, seed),
                        group=f"{aa}@{rate:g}", column=COLUMN, seed=seed, role="selection",
                        config=self.config(aa, seed, rate=rate, test=False))
             for _, aa in self.pairs for rate in self.preset.selection_rates
@@ -111,19 +111,17 @@ class TransferPlan:
   def choose(self, records) -> tuple[dict, list]:
     chosen, lines = {}, []
     for _, aa in self.pairs:
-      values = {}
-      for rate in self.preset.selection_rates:
-        runs = [records.get(f"select_{run_name(aa)}_dlr{rate:g}_1pct_seed{s}")
-                for s in self.preset.selection_seeds]
-        if any(r is None for r in runs):
-          break
-        values[rate] = [r["validation"]["best"] for r in runs]
-      else:
-        best = common.best_of(values)
-        chosen[aa] = best
-        lines.append(f"| {aa} | " + ", ".join(
-            f"{rate:g}: {np.mean(v):.2f}" + (" (chosen)" if rate == best else "")
-            for rate, v in values.items()) + " |")
+      grid = table3_vae.grid_records(
+          records, self.preset.selection_rates, self.preset.selection_seeds,
+          lambda rate, seed: table3_vae.selection_name(run_name(aa), rate, COLUMN, seed))  # pylint: disable=cell-var-from-loop
+      if grid is None:
+        continue  # its selection has not finished
+      values = {rate: [r["validation"]["best"] for r in runs] for rate, runs in grid.items()}
+      best = common.best_of(values)
+      chosen[aa] = best
+      lines.append(f"| {aa} | " + ", ".join(
+          f"{rate:g}: {np.mean(v):.2f}" + (" (chosen)" if rate == best else "")
+          for rate, v in values.items()) + " |")
     return chosen, lines
 
   def finals(self, chosen) -> list:
