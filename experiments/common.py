@@ -16,6 +16,7 @@ be imported and called from one process, e.g. by the tests): ``main(argv)`` pars
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -381,6 +382,32 @@ def best_of(values: dict, higher_is_better: bool = True):
 def plan_summary(runs: list, records: dict) -> str:
   done = sum(1 for r in runs if r.name in records)
   return f"{done} of {len(runs)} planned runs done"
+
+
+def remaining_line(runs: list, records: dict) -> str:
+  """What a partial table still trains, and a time estimate from its finished runs.
+
+  A missing run is timed by the mean recorded wall time of the finished runs of its row,
+  column and role (the same config up to the seed); runs with no such finished run are
+  counted apart rather than guessed.
+  """
+  missing = [r for r in runs if r.name not in records]
+  if not missing:
+    return "Every planned run is done."
+  times = collections.defaultdict(list)
+  for r in runs:
+    wall = records.get(r.name, {}).get("wall_time_s")
+    if wall is not None:
+      times[(r.group, r.column, r.role)].append(wall)
+  counts = collections.Counter((r.group, r.column, r.role) for r in missing)
+  known = sum(n * np.mean(times[key]) for key, n in counts.items() if times[key])
+  unknown = sum(n for key, n in counts.items() if not times[key])
+  groups = ", ".join(f"{group} {column}{'' if role == 'final' else ' ' + role} x{n}"
+                     for (group, column, role), n in counts.items())
+  estimate = (f"about {known / 3600:.1f} h of training for those like a finished run"
+              if known else "no finished run like them to time them by")
+  return (f"To go: {len(missing)} run{'' if len(missing) == 1 else 's'} ({groups}); {estimate}"
+          + (f", {unknown} with none finished to go by" if unknown and known else "") + ".")
 
 
 def config_for(variant: str, dataset: str, *, seed: int, data_dir: str, width: int,

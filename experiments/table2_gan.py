@@ -368,7 +368,8 @@ def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lin
            f"Command: `{command}` (DIR: the four MNIST IDX files).  ",
            f"Written {common.now()} by code {common.code_version()}; "
            f"{common.plan_summary(curves + finals, records)}; {common.run_time_line(done)}. "
-           f"Trained with code: {sorted({r['trained_with_code'] for r in done}) or '-'}.", "",
+           f"Trained with code: {sorted({r['trained_with_code'] for r in done}) or '-'}.  ",
+           common.remaining_line(curves + finals, records), "",
            f"Training data: MNIST train, all {classifier.trained_on.split(':')[1].split(',')[0].strip()} "
            f"(real). DCGAN networks of width {preset.width} (the paper's: 64), batch "
            f"{preset.batch_size}, Adam 2e-4 / beta1 0.5, identical for base and IW models.", "",

@@ -486,7 +486,8 @@ def write(out, f, plan, records, finals, selection, selection_lines, chosen, wal
            f"Written {common.now()} by code {common.code_version()}; "
            f"{common.plan_summary(finals + selection + list(gaps), records)}; "
            f"{common.run_time_line(done)}. "
-           f"Trained with code: {sorted({r['trained_with_code'] for r in done}) or '-'}.", "",
+           f"Trained with code: {sorted({r['trained_with_code'] for r in done}) or '-'}.  ",
+           common.remaining_line(finals + selection + list(gaps), records), "",
            f"Networks: DCGAN encoder/decoder/discriminator of width {p.width} "
            f"(semi-supervised rows {p.svae_width}; the paper's: 64), latent 20, batch "
            f"{p.batch_size}, Adam 1e-3; dynamic binarisation for training, one fixed binarisation"

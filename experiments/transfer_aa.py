@@ -193,7 +193,8 @@ def write(out, f, plan, records, selection, finals, chosen, selection_lines, wal
            f"Command: `{command}` (DIR: the four MNIST IDX files).  ",
            f"Written {common.now()} by code {common.code_version()}; "
            f"{common.plan_summary(selection + finals, records)}; {common.run_time_line(done)}. "
-           f"Trained with code: {sorted({r['trained_with_code'] for r in done}) or '-'}.", "",
+           f"Trained with code: {sorted({r['trained_with_code'] for r in done}) or '-'}.  ",
+           common.remaining_line(selection + finals, records), "",
            f"Protocol: Table 3's 1% column (`experiments.table3_vae`, preset `{f.preset}`): "
            f"DCGAN networks of width {p.width}, latent 20, batch {p.batch_size}, Adam 1e-3; "
            f"training data MNIST train, {plan.plan.count(COLUMN)} class-balanced images of the "

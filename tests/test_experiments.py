@@ -545,6 +545,24 @@ def test_the_run_time_line_names_runs_without_a_recorded_time():
       "runs' own wall time 1.0 h summed over 1 runs")
 
 
+def test_the_remaining_line_times_missing_runs_by_their_finished_siblings():
+  def run(name, group, column, role="final"):
+    return common.Run(name=name, group=group, column=column, seed=0, config=None, role=role)
+  runs = [run("a0", "vae", "1%"), run("a1", "vae", "1%"), run("a2", "vae", "1%"),
+          run("b0", "aavae", "1%"), run("c0", "vae", "10%"), run("c1", "vae", "10%"),
+          run("s0", "vae", "10%", role="selection")]
+  records = {"a0": {"wall_time_s": 1800.0}, "c0": {"wall_time_s": 7200.0},
+             "s0": {"wall_time_s": 60.0}}
+  # a1, a2 at a0's half hour, c1 at c0's two hours; b0 has no finished sibling: not guessed,
+  # and the 10% selection run's minute does not time the 10% finals.
+  assert common.remaining_line(runs, records) == (
+      "To go: 4 runs (vae 1% x2, aavae 1% x1, vae 10% x1); about 3.0 h of training for those "
+      "like a finished run, 1 with none finished to go by.")
+  assert common.remaining_line(runs[3:4], {}) == (
+      "To go: 1 run (aavae 1% x1); no finished run like them to time them by.")
+  assert common.remaining_line(runs[:1], records) == "Every planned run is done."
+
+
 def test_table3_svae_smoke_selects_alpha_then_trains_finals(fake_mnist, tmp_path):
   """The semi-supervised stage at smoke size: the alpha selection runs (validation only), the
   choice and its section, then the SVAE finals with the chosen alpha and a test accuracy."""
