@@ -388,26 +388,40 @@ def remaining_line(runs: list, records: dict) -> str:
   """What a partial table still trains, and a time estimate from its finished runs.
 
   A missing run is timed by the mean recorded wall time of the finished runs of its row,
-  column and role (the same config up to the seed); runs with no such finished run are
-  counted apart rather than guessed.
+  column and role (the same config up to the seed); failing those, by the finished runs of
+  its column and role in other rows (the same budget, another network: a rougher guess, said
+  apart); runs with neither are counted, not guessed.
   """
   missing = [r for r in runs if r.name not in records]
   if not missing:
     return "Every planned run is done."
-  times = collections.defaultdict(list)
+  same_row, same_column = collections.defaultdict(list), collections.defaultdict(list)
   for r in runs:
     wall = records.get(r.name, {}).get("wall_time_s")
     if wall is not None:
-      times[(r.group, r.column, r.role)].append(wall)
+      same_row[(r.group, r.column, r.role)].append(wall)
+      same_column[(r.column, r.role)].append(wall)
   counts = collections.Counter((r.group, r.column, r.role) for r in missing)
-  known = sum(n * np.mean(times[key]) for key, n in counts.items() if times[key])
-  unknown = sum(n for key, n in counts.items() if not times[key])
+  by_row = by_column = 0.0
+  unknown = 0
+  for (group, column, role), n in counts.items():
+    if same_row[(group, column, role)]:
+      by_row += n * np.mean(same_row[(group, column, role)])
+    elif same_column[(column, role)]:
+      by_column += n * np.mean(same_column[(column, role)])
+    else:
+      unknown += n
   groups = ", ".join(f"{group} {column}{'' if role == 'final' else ' ' + role} x{n}"
                      for (group, column, role), n in counts.items())
-  estimate = (f"about {known / 3600:.1f} h of training for those like a finished run"
-              if known else "no finished run like them to time them by")
-  return (f"To go: {len(missing)} run{'' if len(missing) == 1 else 's'} ({groups}); {estimate}"
-          + (f", {unknown} with none finished to go by" if unknown and known else "") + ".")
+  parts = []
+  if by_row:
+    parts.append(f"{by_row / 3600:.1f} h timed by finished runs of the same row and column")
+  if by_column:
+    parts.append(f"{by_column / 3600:.1f} h by other rows of the same column")
+  if unknown:
+    parts.append(f"{unknown} run{'' if unknown == 1 else 's'} with nothing finished to go by")
+  s = "" if len(missing) == 1 else "s"
+  return f"To go: {len(missing)} run{s} ({groups}); training time: {'; '.join(parts)}."
 
 
 def config_for(variant: str, dataset: str, *, seed: int, data_dir: str, width: int,

@@ -550,16 +550,18 @@ def test_the_remaining_line_times_missing_runs_by_their_finished_siblings():
     return common.Run(name=name, group=group, column=column, seed=0, config=None, role=role)
   runs = [run("a0", "vae", "1%"), run("a1", "vae", "1%"), run("a2", "vae", "1%"),
           run("b0", "aavae", "1%"), run("c0", "vae", "10%"), run("c1", "vae", "10%"),
-          run("s0", "vae", "10%", role="selection")]
+          run("s0", "vae", "10%", role="selection"), run("d0", "vae", "100%")]
   records = {"a0": {"wall_time_s": 1800.0}, "c0": {"wall_time_s": 7200.0},
              "s0": {"wall_time_s": 60.0}}
-  # a1, a2 at a0's half hour, c1 at c0's two hours; b0 has no finished sibling: not guessed,
-  # and the 10% selection run's minute does not time the 10% finals.
+  # a1, a2 at a0's half hour, c1 at c0's two hours; b0 (no finished aavae 1%) at the 1%
+  # column's vae half hour, said apart; d0 has nothing in its column: counted, not guessed;
+  # the 10% selection run's minute times no final.
   assert common.remaining_line(runs, records) == (
-      "To go: 4 runs (vae 1% x2, aavae 1% x1, vae 10% x1); about 3.0 h of training for those "
-      "like a finished run, 1 with none finished to go by.")
+      "To go: 5 runs (vae 1% x2, aavae 1% x1, vae 10% x1, vae 100% x1); training time: 3.0 h "
+      "timed by finished runs of the same row and column; 0.5 h by other rows of the same "
+      "column; 1 run with nothing finished to go by.")
   assert common.remaining_line(runs[3:4], {}) == (
-      "To go: 1 run (aavae 1% x1); no finished run like them to time them by.")
+      "To go: 1 run (aavae 1% x1); training time: 1 run with nothing finished to go by.")
   assert common.remaining_line(runs[:1], records) == "Every planned run is done."
 
 
