@@ -451,9 +451,13 @@ def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lin
   grids = sorted(p.name for p in out.with_suffix("").glob("*_samples.png"))
   lines += ["", f"Figure: `{out.with_suffix('.png').name}` (curves with seed bands, IW effective "
             f"sample size, D(real) / D(fake)); run records in `{out.with_suffix('').name}/runs/`; "
-            + (f"sample grids (seed 0's final generator): {', '.join(grids)}." if grids else
-               "no sample grid: a grid is copied from a final run's workdir when the table "
-               "is written on the machine that trained it.")]
+            + (f"sample grids (the lowest finished seed's final generator): {', '.join(grids)}."
+               if grids else "no sample grid.")]
+  no_grid = [m for m in f.models if f"{run_name(m)}_samples.png" not in grids]
+  if no_grid:
+    lines[-1] += (f" No grid for {', '.join(no_grid)}: a grid is copied from a final run's "
+                  "workdir when the table is written on the machine that trained it, and none "
+                  "of their final runs' workdirs is on this one.")
   common.write_table(out, lines, data)
   plot(out.with_suffix(".png"), records, finals, f.models, pairs,
        curves={r.group: records[r.name] for r in curves if r.name in records}, chosen=chosen)

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -273,6 +274,15 @@ def test_table2_smoke_end_to_end(fake_mnist, tmp_path):
   # The classifier is cached by content: a second call finds it.
   cached = list((tmp_path / "w" / "classifiers").iterdir())
   assert len(cached) == 1 and cached[0].name.startswith("mnist-")
+  assert "No grid for" not in text
+  # Rewritten on a machine without the IWGAN workdirs: the table says which grid is missing.
+  (out.with_suffix("") / "iwgan_samples.png").unlink()
+  for workdir in (tmp_path / "w" / "cpu_smoke").glob("iwgan_*"):
+    shutil.rmtree(workdir)
+  assert table2_gan.main(args + ["--train=False"]) == 0
+  text = out.read_text()
+  assert "sample grids (the lowest finished seed's final generator): gan_samples.png." in text
+  assert "No grid for iwgan: " in text
   # Its weights go with the records, and seed an empty cache (another machine) next time.
   saved = out.with_suffix("") / "classifiers" / cached[0].name
   assert (saved / "classifier.msgpack").read_bytes() == (cached[0] / "classifier.msgpack").read_bytes()
