@@ -66,13 +66,16 @@ Protocol:
    weights and D(real) / D(fake) over training (run records and the figure).
 
 Results: ``results/table2_gan_<preset>.md`` / ``.json`` / ``.png``, one sample grid per model
-(``results/table2_gan_<preset>/<model>_samples.png``) and the run records in
+(``results/table2_gan_<preset>/<model>_samples.png``, copied from the lowest finished seed's
+workdir, with a ``.json`` note of its source; where that workdir is gone, ``--regrid`` retrains
+the same config elsewhere for the grid and the table says so) and the run records in
 ``results/table2_gan_<preset>/runs/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 import shutil
 import sys
@@ -159,6 +162,10 @@ def define_flags(f):
   d.DEFINE_bool("smoke", False, "Shrink the preset to seconds (plumbing only).",
                 flag_values=f)
   d.DEFINE_bool("verify_checksums", True, "Check the MNIST files' SHA-256.", flag_values=f)
+  d.DEFINE_bool("regrid", False, "For a model with no sample grid and no final workdir to "
+                "copy one from, retrain its lowest finished seed's final config (the same "
+                "fingerprint) under <workdir>/<preset>/regrid/ for the grid; its record stays "
+                "there, the table's records are untouched.", flag_values=f)
 
 
 def _smoke(preset: Preset) -> Preset:
@@ -329,12 +336,78 @@ def main(argv=None) -> int:
     done = sorted((r for r in finals if r.group == model and r.name in records),
                   key=lambda r: r.seed)
     if done:
-      pngs = sorted((root / done[0].name / "samples").glob("step_*.png"))
-      if pngs:
-        shutil.copyfile(pngs[-1], grids / f"{run_name(model)}_samples.png")
+      copy_grid(done[0], records[done[0].name], root, grids, f.regrid)
   write(out, f, preset, classifier, records, curves, finals, chosen, curve_lines, argv, pairs,
         real, plateaued, excluded)
   return 0
+
+
+def copy_grid(run, record, root, grids, regrid: bool) -> None:
+  """Copies ``run``'s final sample grid beside the table, with a note of where it came from.
+
+  The grid comes from the run's workdir; with ``regrid``, a model whose grid is missing and
+  whose workdir is gone (another machine) is retrained from the same config (the fingerprint
+  is the record's) in ``root/regrid``: another training of the same seed, not a replay
+  (XLA:CPU float results differ by CPU), so the note keeps its own score beside the record's.
+  """
+  grid = grids / f"{run_name(run.group)}_samples.png"
+  note = {"run": run.name, "source": "the final run's workdir"}
+  pngs = sorted((root / run.name / "samples").glob("step_*.png"))
+  if not pngs and regrid and not grid.exists():
+    if run.fingerprint() != record["fingerprint"]:
+      raise common.UsageError(f"{run.name}: the plan's config is not its record's; no regrid.")
+    again = common.execute([run], root / "regrid", root / "regrid" / "records")[run.name]
+    pngs = sorted((root / "regrid" / run.name / "samples").glob("step_*.png"))
+    note = {"run": run.name, "source": "a retraining of the final run's config (the same "
+            "fingerprint) on another machine than the one that trained it",
+            "trained_with_code": again["trained_with_code"],
+            "score_of_this_training": final_score(again),
+            "score_of_the_recorded_run": final_score(record)}
+  if pngs:
+    grids.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(pngs[-1], grid)
+    grid.with_suffix(".json").write_text(json.dumps(note, indent=1))
+
+
+def final_score(record) -> dict:
+  """The final evaluation's headline numbers of a run record (IS, conditional accuracy)."""
+  result = record.get("eval") or {}
+  return {k: result[k] for k in ("inception_score", "conditional_accuracy") if k in result}
+
+
+def _score_text(score: dict) -> str:
+  parts = []
+  if "conditional_accuracy" in score:
+    parts.append(f"conditional accuracy {score['conditional_accuracy']:.4f}")
+  if "inception_score" in score:
+    parts.append(f"IS {score['inception_score'][0]:.2f}")
+  return ", ".join(parts) or "no score"
+
+
+def grid_line(grids: pathlib.Path, models) -> str:
+  """Where each model's sample grid came from, and which models have none."""
+  described, missing = [], []
+  for model in models:
+    grid = grids / f"{run_name(model)}_samples.png"
+    if not grid.exists():
+      missing.append(model)
+      continue
+    note_path = grid.with_suffix(".json")
+    note = json.loads(note_path.read_text()) if note_path.exists() else {}
+    if note.get("source", "").startswith("a retraining"):
+      described.append(f"{grid.name} (a retraining of {note['run']}'s config on code "
+                       f"{note['trained_with_code']}, not the recorded run itself: "
+                       f"{_score_text(note['score_of_this_training'])} vs the record's "
+                       f"{_score_text(note['score_of_the_recorded_run'])})")
+    else:
+      described.append(f"{grid.name} ({note.get('run', 'the lowest finished seed')}'s final "
+                       "generator)")
+  line = f"sample grids: {', '.join(described)}." if described else "no sample grid."
+  if missing:
+    line += (f" No grid for {', '.join(missing)}: a grid is copied from a final run's workdir "
+             "when the table is written on the machine that trained it, and none of their "
+             "final runs' workdirs is on this one (`--regrid` retrains one for it).")
+  return line
 
 
 def scored_by(record, classifier_summary) -> bool:
@@ -448,16 +521,9 @@ def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lin
     lines += ["", f"SVHN (paper): GAN {PAPER_SVHN['gan']}, IWGAN {PAPER_SVHN['iwgan']}, CGAN "
             f"{PAPER_SVHN['cgan']}, IW-CGAN {PAPER_SVHN['iwcgan']}: not run (no SVHN offline; "
             "the paper preset reads it through TFDS as `svhn_cropped`)."]
-  grids = sorted(p.name for p in out.with_suffix("").glob("*_samples.png"))
   lines += ["", f"Figure: `{out.with_suffix('.png').name}` (curves with seed bands, IW effective "
             f"sample size, D(real) / D(fake)); run records in `{out.with_suffix('').name}/runs/`; "
-            + (f"sample grids (the lowest finished seed's final generator): {', '.join(grids)}."
-               if grids else "no sample grid.")]
-  no_grid = [m for m in f.models if f"{run_name(m)}_samples.png" not in grids]
-  if no_grid:
-    lines[-1] += (f" No grid for {', '.join(no_grid)}: a grid is copied from a final run's "
-                  "workdir when the table is written on the machine that trained it, and none "
-                  "of their final runs' workdirs is on this one.")
+            + grid_line(out.with_suffix(""), f.models)]
   common.write_table(out, lines, data)
   plot(out.with_suffix(".png"), records, finals, f.models, pairs,
        curves={r.group: records[r.name] for r in curves if r.name in records}, chosen=chosen)

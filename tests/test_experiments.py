@@ -281,8 +281,18 @@ def test_table2_smoke_end_to_end(fake_mnist, tmp_path):
     shutil.rmtree(workdir)
   assert table2_gan.main(args + ["--train=False"]) == 0
   text = out.read_text()
-  assert "sample grids (the lowest finished seed's final generator): gan_samples.png." in text
+  assert "sample grids: gan_samples.png (gan_2steps_seed0's final generator)." in text
   assert "No grid for iwgan: " in text
+  # --regrid retrains seed 0's config elsewhere for the grid; the table's records stay as they
+  # were and the grid line says it is a retraining, with both scores.
+  records = {p.name: p.read_bytes() for p in (out.with_suffix("") / "runs").iterdir()}
+  assert table2_gan.main(args + ["--train=False", "--regrid"]) == 0
+  text = out.read_text()
+  assert (out.with_suffix("") / "iwgan_samples.png").exists() and "No grid" not in text
+  assert "iwgan_samples.png (a retraining of iwgan_2steps_seed0's config on code " in text
+  assert "not the recorded run itself: IS " in text and " vs the record's IS " in text
+  assert {p.name: p.read_bytes() for p in (out.with_suffix("") / "runs").iterdir()} == records
+  assert (tmp_path / "w" / "cpu_smoke" / "regrid" / "iwgan_2steps_seed0").is_dir()
   # Its weights go with the records, and seed an empty cache (another machine) next time.
   saved = out.with_suffix("") / "classifiers" / cached[0].name
   assert (saved / "classifier.msgpack").read_bytes() == (cached[0] / "classifier.msgpack").read_bytes()
