@@ -73,6 +73,12 @@ def fmt_p(p: Optional[float]) -> str:
   return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
 
 
+def interim(verdict_text: str, done: int, planned: int) -> str:
+  """A verdict reached before every planned seed is in, marked as such (the seed count is
+  fixed in advance; an early 'yes' is not the table's answer)."""
+  return verdict_text if done >= planned else f"interim, {done} of {planned} seeds: {verdict_text}"
+
+
 def verdict(diff: float, p: Optional[float], alpha: float = 0.05) -> str:
   """'yes' / 'no' for a claimed ``diff > 0``: held only if the mean difference is positive
   and significant at ``alpha``; a significant negative difference is 'no (reversed)'."""

@@ -512,8 +512,10 @@ def write(out, f, preset, classifier, records, curves, finals, chosen, curve_lin
     gap = (PAPER["iwgan"][0] - PAPER["gan"][0] if metric_of(base) == "inception_score"
            else PAPER["iwcgan"][0] - PAPER["cgan"][0])
     needed = stats.seeds_for_power(pooled, gap) if pooled > 0 else 2
+    planned = min(sum(r.group == iw for r in finals), sum(r.group == base for r in finals))
+    verdict = stats.interim(stats.verdict(diff, p_value), min(len(a), len(b)), planned)
     lines.append(f"| {iw} > {base} | {diff:+.4f} (n={len(a)}, {len(b)}) | {stats.fmt_p(p_value)} "
-                 f"| {stats.verdict(diff, p_value)} | {pooled:.4f} | {needed} (gap {gap:+.3f}) |")
+                 f"| {verdict} | {pooled:.4f} | {needed} (gap {gap:+.3f}) |")
     data["pairs"].append(dict(better=iw, worse=base, diff=diff, p=p_value, std=pooled,
                               seeds_needed=needed))
   lines += _gap_lines(records, finals, f.models, real, data)

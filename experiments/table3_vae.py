@@ -441,14 +441,16 @@ def _comparison_lines(records, finals, models, table_data) -> list:
     keys = ["test_elbo"] + (["svae_accuracy"] if worse == "svae" else [])
     for column in COLUMNS:
       for key in keys:
-        test = stats.paired_by_seed(*_values(records, finals, better, column, key)[:2],
-                                    *_values(records, finals, worse, column, key)[:2])
+        values_b, seeds_b, planned_b = _values(records, finals, better, column, key)
+        values_w, seeds_w, planned_w = _values(records, finals, worse, column, key)
+        test = stats.paired_by_seed(values_b, seeds_b, values_w, seeds_w)
         if test is None:
           continue
         label, digits = metrics[key]
+        verdict = stats.interim(stats.verdict(test["diff"], test["p"]), test["n"],
+                                min(planned_b, planned_w))
         lines.append(f"| {better} > {worse} | {column} | {label} | {test['diff']:+.{digits}f} "
-                     f"(n={test['n']}) | {stats.fmt_p(test['p'])} | "
-                     f"{stats.verdict(test['diff'], test['p'])} |")
+                     f"(n={test['n']}) | {stats.fmt_p(test['p'])} | {verdict} |")
         table_data["pairs"].append(dict(better=better, worse=worse, column=column, metric=key,
                                         **test))
   return lines

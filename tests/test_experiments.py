@@ -43,6 +43,8 @@ def test_sample_std_and_tests_against_hand_values():
   assert stats.welch([1.0], b) is None and stats.paired([1.0], [2.0]) is None
   assert stats.verdict(+0.5, 0.01) == "yes" and stats.verdict(-0.5, 0.01) == "no (reversed)"
   assert stats.verdict(+0.5, 0.2) == "not significant"
+  assert stats.interim("yes", 2, 5) == "interim, 2 of 5 seeds: yes"
+  assert stats.interim("not significant", 5, 5) == "not significant"
   # The paper's IS gap (0.11) with a seed std of 0.05 needs ~5 seeds per arm, with 0.1 ~14.
   assert 4 <= stats.seeds_for_power(0.05, 0.11) <= 6
   assert 13 <= stats.seeds_for_power(0.10, 0.11) <= 16
@@ -175,8 +177,8 @@ def test_table3_tests_the_semi_supervised_pair_on_accuracy_and_bound():
   svae_acc, aasvae_acc = [0.950, 0.955, 0.951], [0.953, 0.958, 0.955]
   records = {}
   for r in finals:
-    if r.seed > 2:
-      continue  # 3 of 5 seeds done
+    if r.seed > 2 and r.group in ("svae", "aasvae"):
+      continue  # 3 of 5 seeds done (vae / aavae: all 5)
     ev = {"test_elbo": -100.0 - r.seed + (0.5 if r.group.startswith("aa") else 0.0)}
     if r.group in ("svae", "aasvae"):
       ev["svae_accuracy"] = (aasvae_acc if r.group == "aasvae" else svae_acc)[r.seed]
@@ -189,8 +191,10 @@ def test_table3_tests_the_semi_supervised_pair_on_accuracy_and_bound():
   from scipy import stats as scipy_stats  # the paired t-test from its definition
   p = 2 * scipy_stats.t.sf(abs(t), df=2)
   assert f"| aasvae > svae | 1% | test accuracy | +0.0033 (n=3) | {p:.2g} |" in text
-  assert "| aasvae > svae | 1% | test bound (nats) | +0.50 (n=3) | <1e-4 | yes |" in text
-  assert "| aavae > vae | 1% | test bound (nats) | +0.50 (n=3) |" in text
+  # 3 of the 5 planned seeds: the verdict is marked interim.
+  assert ("| aasvae > svae | 1% | test bound (nats) | +0.50 (n=3) | <1e-4 | interim, 3 of 5 "
+          "seeds: yes |") in text
+  assert "| aavae > vae | 1% | test bound (nats) | +0.50 (n=5) | <1e-4 | yes |" in text
   assert "| aavae > vae | 1% | test accuracy" not in text
   assert [(d["better"], d["metric"]) for d in data["pairs"]] == [
       ("aavae", "test_elbo"), ("aasvae", "test_elbo"), ("aasvae", "svae_accuracy")]
