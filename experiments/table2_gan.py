@@ -359,7 +359,7 @@ def copy_grid(run, record, root, grids, regrid: bool) -> None:
     again = common.execute([run], root / "regrid", root / "regrid" / "records")[run.name]
     pngs = sorted((root / "regrid" / run.name / "samples").glob("step_*.png"))
     note = {"run": run.name, "source": "a retraining of the final run's config (the same "
-            "fingerprint) on another machine than the one that trained it",
+            "fingerprint): the run's own workdir was not on the machine that wrote the table",
             "trained_with_code": again["trained_with_code"],
             "score_of_this_training": final_score(again),
             "score_of_the_recorded_run": final_score(record)}
