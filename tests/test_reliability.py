@@ -315,3 +315,65 @@ def test_sigkill_at_random_steps_then_resume_is_bitwise_identical(idx_data, tmp_
   _, a = restored_params(tmp_path / "reference", "aavae", config)
   _, b = restored_params(run, "aavae", config)
   jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_a_kill_between_a_best_save_and_the_next_checkpoint_resumes(idx_data, tmp_path,
+                                                                    monkeypatch):
+  # Validation every 3 steps, checkpoints every 2: the first evaluation (step 3) always saves
+  # a best; a kill in the save of checkpoint 4 leaves best/3 ahead of checkpoint 2. Before
+  # the fix the resumed run replayed step 3 and failed on 'step 3 already exists'.
+  config = tiny_config("vae", idx_data, steps=6, checkpoint_every=2)
+  config.validation.every = 3
+  config.validation.select = "elbo"
+  config.validation.num_examples = 16
+  config.eval.metrics = "elbo"  # the final evaluation reads the best checkpoint
+  config.eval.num_examples = 16
+  reference = train.train_and_evaluate(config, str(tmp_path / "reference"))
+  run = tmp_path / "run"
+  save = train._TrainingLoop._save  # pylint: disable=protected-access
+
+  def killed_at_4(self, state, step, iterator_state):
+    if step == 4:
+      raise KeyboardInterrupt("killed")
+    return save(self, state, step, iterator_state)
+
+  monkeypatch.setattr(train._TrainingLoop, "_save", killed_at_4)  # pylint: disable=protected-access
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, str(run))
+  monkeypatch.setattr(train._TrainingLoop, "_save", save)  # pylint: disable=protected-access
+  assert sorted(int(p.name) for p in (run / "best").iterdir() if p.name.isdigit()) == [3]
+  assert sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == [2]
+
+  out = train.train_and_evaluate(config, str(run))
+  assert out["resumed_from"] == 2 and out["final_step"] == 6
+  assert out["validation"] == reference["validation"]
+  timeless = lambda result: {k: v for k, v in result.items() if k != "eval_time_s"}  # noqa: E731
+  assert timeless(out["eval"]) == timeless(reference["eval"])  # the same best was evaluated
+  superseded = list((run / "best_superseded").iterdir())  # kept, not deleted
+  assert [p.name.split("_")[1] for p in superseded] == ["3"]
+  assert "moved the best checkpoint of step 3" in (run / "log.txt").read_text()
+  _, params = restored_params(run, "vae", config)
+  _, expected = restored_params(tmp_path / "reference", "vae", config)
+  jax.tree.map(np.testing.assert_array_equal, params, expected)
+
+
+def test_the_final_evaluation_refuses_a_best_of_another_step(idx_data, tmp_path):
+  config = tiny_config("vae", idx_data, steps=6, checkpoint_every=2)
+  config.validation.every = 3
+  config.validation.select = "elbo"
+  config.validation.num_examples = 16
+  config.eval.metrics = "elbo"  # the final evaluation reads the best checkpoint
+  config.eval.num_examples = 16
+  run = tmp_path / "run"
+  out = train.train_and_evaluate(config, str(run))
+  best_step = out["validation"]["best_step"]
+  import shutil
+  shutil.rmtree(run / "best" / str(best_step))  # the selected best is lost
+  for name in ("summary.json", "eval.json"):
+    (run / name).unlink()
+  if best_step == 3:  # nothing older is left: the final evaluation has no best at all
+    with pytest.raises(checkpointing.CheckpointError, match="holds no checkpoint"):
+      train.train_and_evaluate(config, str(run))
+  else:
+    with pytest.raises(checkpointing.CheckpointError, match="selection chose step 6"):
+      train.train_and_evaluate(config, str(run))

@@ -110,6 +110,10 @@ class Checkpointer:
       raise CheckpointError(f"saving the checkpoint of step {step} in {self.directory} failed "
                             f"({_one_line(err)}); the previous checkpoints are intact.") from None
 
+  def note(self, text: str) -> None:
+    """Appends one timestamped line to the workdir's ``log.txt`` (when there is one)."""
+    self._details(text)
+
   def _details(self, text: str) -> None:
     if self.log_file is not None and not self.read_only:
       with open(self.log_file, "a") as f:

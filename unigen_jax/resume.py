@@ -148,7 +148,8 @@ def refuse_orphaned_outputs(workdir: pathlib.Path, restart: bool, config=None) -
         "another --workdir.")
   target = workdir / f"previous_{time.strftime('%Y%m%d-%H%M%S')}"
   target.mkdir()
-  for name in ("metrics.jsonl", "summary.json", "eval.json", "best", "samples", "tensorboard",
+  for name in ("metrics.jsonl", "summary.json", "eval.json", "best", "best_superseded",
+               "samples", "tensorboard",
                "curves.png", "report.html", "evaluations"):
     if (workdir / name).exists():
       shutil.move(str(workdir / name), str(target / name))

@@ -303,7 +303,13 @@ def _finish(config, model, state, workdir, data, loop, resumed_from, is_writer,
   if config.eval.metrics:
     evaluated = state
     if config.validation.select and loop.validation.best_step is not None:
-      _, evaluated = checkpointing.load_latest_state(model, workdir / "best")
+      best_step, evaluated = checkpointing.load_latest_state(model, workdir / "best")
+      if best_step != loop.validation.best_step:  # never evaluate another step as the best
+        raise checkpointing.CheckpointError(
+            f"{workdir / 'best'} holds step {best_step} as its newest good checkpoint, but the "
+            f"selection chose step {loop.validation.best_step}, whose checkpoint is missing or "
+            f"unusable (details in {workdir / 'log.txt'}); nothing was evaluated. Rerun with "
+            "--restart to train this run afresh (its outputs are kept in previous_<time>/).")
     evaluator = evaluator_lib.Evaluator(model, evaluator_lib.EvalSettings.from_config(config))
     summary["eval"] = evaluator_lib.final_report(evaluator, evaluated, config.seed)
     _say(is_writer, f"eval on {summary['eval'].get('dataset', 'generated samples')} "

@@ -7,10 +7,17 @@ checkpoint with the best value is kept in ``W/best/`` (the final evaluation uses
 ``validation.patience`` training stops after that many evaluations without improvement.
 The state of the selection (best value and step, evaluations since) travels in every
 checkpoint's metadata, so a resumed run selects exactly as an uninterrupted one.
+
+A kill between a new best's save and the next regular checkpoint leaves ``W/best/`` ahead of
+the checkpoint the run resumes from: a best of a step the restored selection has not seen.
+On resume such checkpoints are moved to ``W/best_superseded/`` (kept, never deleted) and the
+replayed steps select and save again; ``W/best/`` keeps the last two bests, so the one the
+restored selection names survives that kill.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 from unigen_jax import checkpointing
@@ -46,8 +53,31 @@ class Validation:
         verify=config.data.verify_checksums)
     self.evaluator = evaluator_lib.Evaluator(model, settings)
     if self.select and is_writer:
+      # keep=2: the best the last regular checkpoint names must outlive a kill that comes
+      # after the next best's save and before the next regular checkpoint.
       self.best_checkpoints = checkpointing.Checkpointer(
-          workdir / "best", keep=1, log_file=workdir / "log.txt")
+          workdir / "best", keep=2, log_file=workdir / "log.txt")
+      self._set_aside_bests_after(self.best_step)
+
+  def _set_aside_bests_after(self, best_step: Optional[int]) -> None:
+    """Moves bests the restored selection has not seen to ``best_superseded/`` (kept).
+
+    They were saved after the checkpoint this run resumes from, by steps it is about to
+    replay; left in place, the replay's save of the same step would fail, and a step it
+    does not select again would pass for the best.
+    """
+    ahead = [s for s in self.best_checkpoints.steps() if best_step is None or s > best_step]
+    if not ahead:
+      return
+    target = self.workdir / "best_superseded"
+    target.mkdir(exist_ok=True)
+    for step in ahead:
+      destination = target / f"step_{step}_{int(time.time())}"
+      (self.best_checkpoints.directory / str(step)).rename(destination)
+      self.best_checkpoints.note(
+          f"moved the best checkpoint of step {step} (saved after the checkpoint this run "
+          f"resumed from; its steps are replayed) to {destination}")
+    self.best_checkpoints.manager.reload()
 
   def state(self) -> dict:
     return {"best": self.best, "best_step": self.best_step, "since_best": self.since_best,
