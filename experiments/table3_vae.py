@@ -425,6 +425,40 @@ def _values(records, finals, model, column, key="test_elbo"):
   return [g["eval"][key] for g in got], [g["seed"] for g in got], len(runs)
 
 
+def _ending_lines(records, finals, models, table_data) -> list:
+  """How the final runs of the validated columns ended: by early stopping, or by the step
+  budget. A run whose best validation bound is at its last evaluation was still improving
+  when the budget ended it, so its cell may move with a longer budget."""
+  rows = []
+  for model in models:
+    for column in COLUMNS:
+      runs = sorted((r for r in finals if r.group == model and r.column == column
+                     and r.name in records and records[r.name].get("validation")),
+                    key=lambda r: r.seed)
+      if not runs:
+        continue
+      validation = [records[r.name]["validation"] for r in runs]
+      stopped = sum(bool(v.get("stopped_early")) for v in validation)
+      at_last = sum(v.get("best_step") == records[r.name]["final_step"]
+                    for v, r in zip(validation, runs))
+      budget = runs[0].config.steps
+      best_steps = [v.get("best_step") for v in validation]
+      rows.append(f"| {model} | {column} | {len(runs)} | {stopped} | {at_last} | "
+                  f"{', '.join(str(b) for b in best_steps)} ({budget}) |")
+      table_data.setdefault("endings", {})[f"{model}@{column}"] = {
+          "runs": len(runs), "stopped_early": stopped, "best_at_last_evaluation": at_last,
+          "best_steps": best_steps, "budget": budget}
+  if not rows:
+    return []
+  return ["", "## How the final runs ended (columns with validation)", "",
+          "Early stopping ends a run after the preset's patience of evaluations without "
+          "improvement; otherwise the step budget ends it. A run whose best validation bound "
+          "is at its last evaluation was still improving at the budget: its cell may move "
+          "with a longer one.", "",
+          "| model | column | runs | stopped early | best at the last evaluation | "
+          "best step per seed (budget) |", "|---|---|---|---|---|---|"] + rows
+
+
 def _comparison_lines(records, finals, models, table_data) -> list:
   """AA vs base (and vs the frozen control) per column, paired by seed: the test bound for
   every pair, and the test accuracy of q(y|x) too for the semi-supervised pair (the paper
@@ -578,6 +612,7 @@ def write(out, f, plan, records, finals, selection, selection_lines, chosen, wal
         table_data["cells"][f"{model}@{column}"]["svae_accuracy"] = values
       lines.append(f"| {model} | " + " | ".join(cells) + " |")
   lines += _comparison_lines(records, finals, f.models, table_data)
+  lines += _ending_lines(records, finals, rows, table_data)
   if selection_lines:
     lines += ["", "## Discriminator learning rate, chosen on validation", "",
               "Mean best validation bound of the selection runs (seeds "

@@ -200,6 +200,30 @@ def test_table3_tests_the_semi_supervised_pair_on_accuracy_and_bound():
       ("aavae", "test_elbo"), ("aasvae", "test_elbo"), ("aasvae", "svae_accuracy")]
 
 
+def test_table3_says_which_runs_the_budget_ended():
+  """Per row and validated column: how many runs stopped early and how many had their best
+  validation bound at their last evaluation (still improving when the budget ended them)."""
+  plan = table3_vae.Plan(table3_vae.PRESETS["cpu"], "/data", True, False)
+  finals = plan.final_runs(["vae"], ["1%", "100%"], {})
+  budget = table3_vae.PRESETS["cpu"].steps["1%"]
+  ended = {0: (budget, budget, False), 1: (budget - 250, budget, False),
+           2: (4000, 6000, True)}  # seed: (best step, final step, stopped early)
+  records = {}
+  for r in finals:
+    if r.column == "100%":  # no validation: not a row of this section
+      records[r.name] = {"seed": r.seed, "validation": None, "final_step": 20000}
+    elif r.seed in ended:
+      best, final, stopped = ended[r.seed]
+      records[r.name] = {"seed": r.seed, "final_step": final,
+                         "validation": {"best_step": best, "stopped_early": stopped}}
+  data = {}
+  text = "\n".join(table3_vae._ending_lines(records, finals, ["vae"], data))
+  assert f"| vae | 1% | 3 | 1 | 1 | {budget}, {budget - 250}, 4000 ({budget}) |" in text
+  assert "| vae | 100% |" not in text
+  assert data["endings"]["vae@1%"]["best_at_last_evaluation"] == 1
+  assert table3_vae._ending_lines({}, finals, ["vae"], {}) == []
+
+
 def test_table3_gap_diagnostics_change_one_thing_each():
   """The base VAE's 1% gap diagnostics: the table's vae run without early stopping (last step
   tested), and at width 64; nothing else differs. Their rows report the test bound per run."""
