@@ -670,15 +670,20 @@ def plot(path, records, finals, selection=()) -> str:
   panels += [("selection", c, m) for (m, c) in sorted(by_rate, key=lambda k: (k[1], k[0]))]
   if not panels:
     return ""
-  fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+  # A grid of at most 4 panels a row: one row of 12 panels was too wide to read.
+  ncols = min(4, len(panels))
+  nrows = -(-len(panels) // ncols)
+  fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+  for ax in axes.flat[len(panels):]:
+    ax.set_visible(False)
   colors = {}
-  for ax, (kind, column, models) in zip(axes[0], panels):
+  for ax, (kind, column, models) in zip(axes.flat, panels):
     key = "val/elbo"
     if kind == "final":
       groups = [(model, [records[r.name]["curve"] for r in finals
                          if r.group == model and r.column == column and r.name in records])
                 for model in models]
-      title = f"{column} column: validation bound"
+      title = f"{column} column, {models[0].upper()} rows: validation bound"
     else:
       # The SVAE's alpha is chosen by validation accuracy, the discriminator rate by the bound.
       what, key = ("alpha", "val/svae_accuracy") if models == "svae" else ("D rate", "val/elbo")
