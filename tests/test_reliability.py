@@ -317,17 +317,20 @@ def test_sigkill_at_random_steps_then_resume_is_bitwise_identical(idx_data, tmp_
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+def _selecting_config(idx_data):
+  """6 steps, checkpoints every 2, validation every 3 selecting the best checkpoint by the
+  bound, and a final evaluation (which reads that best checkpoint)."""
+  return tiny_config("vae", idx_data, steps=6, checkpoint_every=2, **{
+      "validation.every": 3, "validation.select": "elbo", "validation.num_examples": 16,
+      "eval.metrics": "elbo", "eval.num_examples": 16})
+
+
 def test_a_kill_between_a_best_save_and_the_next_checkpoint_resumes(idx_data, tmp_path,
                                                                     monkeypatch):
   # Validation every 3 steps, checkpoints every 2: the first evaluation (step 3) always saves
   # a best; a kill in the save of checkpoint 4 leaves best/3 ahead of checkpoint 2. Before
   # the fix the resumed run replayed step 3 and failed on 'step 3 already exists'.
-  config = tiny_config("vae", idx_data, steps=6, checkpoint_every=2)
-  config.validation.every = 3
-  config.validation.select = "elbo"
-  config.validation.num_examples = 16
-  config.eval.metrics = "elbo"  # the final evaluation reads the best checkpoint
-  config.eval.num_examples = 16
+  config = _selecting_config(idx_data)
   reference = train.train_and_evaluate(config, str(tmp_path / "reference"))
   run = tmp_path / "run"
   save = train._TrainingLoop._save  # pylint: disable=protected-access
@@ -358,12 +361,7 @@ def test_a_kill_between_a_best_save_and_the_next_checkpoint_resumes(idx_data, tm
 
 
 def test_the_final_evaluation_refuses_a_best_of_another_step(idx_data, tmp_path):
-  config = tiny_config("vae", idx_data, steps=6, checkpoint_every=2)
-  config.validation.every = 3
-  config.validation.select = "elbo"
-  config.validation.num_examples = 16
-  config.eval.metrics = "elbo"  # the final evaluation reads the best checkpoint
-  config.eval.num_examples = 16
+  config = _selecting_config(idx_data)
   run = tmp_path / "run"
   out = train.train_and_evaluate(config, str(run))
   best_step = out["validation"]["best_step"]

@@ -110,10 +110,6 @@ class Checkpointer:
       raise CheckpointError(f"saving the checkpoint of step {step} in {self.directory} failed "
                             f"({_one_line(err)}); the previous checkpoints are intact.") from None
 
-  def note(self, text: str) -> None:
-    """Appends one timestamped line to the workdir's ``log.txt`` (when there is one)."""
-    self._details(text)
-
   def _details(self, text: str) -> None:
     if self.log_file is not None and not self.read_only:
       with open(self.log_file, "a") as f:
@@ -162,7 +158,7 @@ class Checkpointer:
       if failures:
         self._report(failures, step)
         if not self.read_only:
-          self._quarantine([s for s, _ in failures])
+          self.set_aside([s for s, _ in failures], "corrupt_checkpoints", "unusable")
       return step, state, meta
     if steps:
       self._report(failures, None)
@@ -184,16 +180,22 @@ class Checkpointer:
                 + (f"; details in {self.log_file}" if self.log_file and not self.read_only
                    else ""))
 
-  def _quarantine(self, bad_steps: list[int]) -> None:
-    """Moves unusable checkpoints to ``../corrupt_checkpoints/`` (kept, never deleted)."""
-    target = self.directory.parent / "corrupt_checkpoints"
+  def set_aside(self, steps: list[int], folder: str, what: str, why: str = "") -> None:
+    """Moves checkpoints to ``../<folder>/step_<N>_<time>`` (kept, never deleted).
+
+    Unusable ones go to ``corrupt_checkpoints/``; :mod:`unigen_jax.validation` sets aside
+    bests a resumed run is about to replay. Each move is a line of the workdir's ``log.txt``:
+    "moved the <what> checkpoint of step N to <destination>[ (<why>)]".
+    """
+    target = self.directory.parent / folder
     target.mkdir(exist_ok=True)
-    for step in bad_steps:
+    for step in steps:
       source = self.directory / str(step)
       if source.exists():
         destination = target / f"step_{step}_{int(time.time())}"
         source.rename(destination)
-        self._details(f"moved the unusable checkpoint of step {step} to {destination}")
+        self._details(f"moved the {what} checkpoint of step {step} to {destination}"
+                      + (f" ({why})" if why else ""))
     self.manager.reload()
 
   def close(self):

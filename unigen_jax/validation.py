@@ -17,7 +17,6 @@ restored selection names survives that kill.
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 from unigen_jax import checkpointing
@@ -67,17 +66,10 @@ class Validation:
     does not select again would pass for the best.
     """
     ahead = [s for s in self.best_checkpoints.steps() if best_step is None or s > best_step]
-    if not ahead:
-      return
-    target = self.workdir / "best_superseded"
-    target.mkdir(exist_ok=True)
-    for step in ahead:
-      destination = target / f"step_{step}_{int(time.time())}"
-      (self.best_checkpoints.directory / str(step)).rename(destination)
-      self.best_checkpoints.note(
-          f"moved the best checkpoint of step {step} (saved after the checkpoint this run "
-          f"resumed from; its steps are replayed) to {destination}")
-    self.best_checkpoints.manager.reload()
+    if ahead:
+      self.best_checkpoints.set_aside(
+          ahead, "best_superseded", "best",
+          "saved after the checkpoint this run resumed from; its steps are replayed")
 
   def state(self) -> dict:
     return {"best": self.best, "best_step": self.best_step, "since_best": self.since_best,
