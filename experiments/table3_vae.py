@@ -650,24 +650,38 @@ def write(out, f, plan, records, finals, selection, selection_lines, chosen, wal
   common.write_table(out, lines, table_data)
 
 
-def plot(path, records, finals, selection=()) -> str:
-  """Validation bound against steps: base vs AA vs control (final runs, mean over seeds with
-  a band) and, per selection, one line per discriminator rate (mean over selection seeds).
-  Returns what was drawn ('' when nothing was)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+def figure_panels(records, finals, selection=()) -> tuple[list, dict]:
+  """The figure's panels, in order, as ``(kind, column, models)``; and the finished selection
+  runs by ``(model, column)`` and rate. Kinds: ``'final'`` (validation bound of the final
+  runs), ``'final_accuracy'`` (their classifier's validation accuracy: semi-supervised rows,
+  right after their bound) and ``'selection'`` (one line per rate or alpha)."""
   panels = [(c, m) for c in ("1%", "10%") for m in (("vae", "aavae", "aavae_frozen"),
                                                      ("cvae", "aacvae", "aacvae_frozen"),
                                                      ("svae", "aasvae"))]
   panels = [("final", c, ms) for c, ms in panels
             if any(r.name in records and r.column == c and r.group in ms for r in finals)]
+  # The semi-supervised rows also get their classifier's validation accuracy beside the bound:
+  # the table compares both.
+  panels = [p for panel in panels for p in (
+      [panel, ("final_accuracy",) + panel[1:]] if panel[2][0] == "svae" else [panel])]
   by_rate = {}  # (model, column) -> {rate: [its finished selection runs]}
   for run in selection:
     if run.name in records:
       model, rate = run.group.split("@")
       by_rate.setdefault((model, run.column), {}).setdefault(float(rate), []).append(run)
   panels += [("selection", c, m) for (m, c) in sorted(by_rate, key=lambda k: (k[1], k[0]))]
+  return panels, by_rate
+
+
+def plot(path, records, finals, selection=()) -> str:
+  """Validation bound against steps: base vs AA vs control (final runs, mean over seeds with
+  a band; the semi-supervised rows also their classifier's validation accuracy) and, per
+  selection, one line per discriminator rate or alpha (mean over selection seeds).
+  Returns what was drawn ('' when nothing was)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  panels, by_rate = figure_panels(records, finals, selection)
   if not panels:
     return ""
   # A grid of at most 4 panels a row: one row of 12 panels was too wide to read.
@@ -679,11 +693,15 @@ def plot(path, records, finals, selection=()) -> str:
   colors = {}
   for ax, (kind, column, models) in zip(axes.flat, panels):
     key = "val/elbo"
-    if kind == "final":
+    if kind in ("final", "final_accuracy"):
       groups = [(model, [records[r.name]["curve"] for r in finals
                          if r.group == model and r.column == column and r.name in records])
                 for model in models]
-      title = f"{column} column, {models[0].upper()} rows: validation bound"
+      if kind == "final":
+        title = f"{column} column, {models[0].upper()} rows: validation bound"
+      else:
+        key = "val/svae_accuracy"
+        title = f"{column} column, {models[0].upper()} rows: validation accuracy of q(y|x)"
     else:
       # The SVAE's alpha is chosen by validation accuracy, the discriminator rate by the bound.
       what, key = ("alpha", "val/svae_accuracy") if models == "svae" else ("D rate", "val/elbo")
@@ -712,7 +730,7 @@ def plot(path, records, finals, selection=()) -> str:
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
-  kinds = sorted({k for k, _, _ in panels})
+  kinds = sorted({k.replace("_accuracy", "") for k, _, _ in panels})
   return " and ".join({"final": "final runs", "selection": "selection runs"}[k] for k in kinds)
 
 

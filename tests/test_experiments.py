@@ -200,6 +200,25 @@ def test_table3_tests_the_semi_supervised_pair_on_accuracy_and_bound():
       ("aavae", "test_elbo"), ("aasvae", "test_elbo"), ("aasvae", "svae_accuracy")]
 
 
+def test_table3_figure_shows_the_semi_supervised_accuracy_beside_its_bound(tmp_path):
+  """The semi-supervised rows are compared on q(y|x)'s accuracy too: the figure gives them an
+  accuracy panel right after their bound panel (the other rows: the bound only), and draws it."""
+  plan = table3_vae.Plan(table3_vae.PRESETS["cpu"], "/data", True, False)
+  chosen = {("svae", "1%"): 10.0, ("aavae", "1%"): 1e-6}
+  finals = plan.final_runs(["vae", "aavae", "svae", "aasvae"], ["1%"], chosen)
+  curve = [{"step": s, "val/elbo": -100.0 + s / 1000, "val/svae_accuracy": 0.9 + s / 1e5}
+           for s in (250, 500, 750)]
+  records = {r.name: {"seed": r.seed, "curve": curve} for r in finals}
+  panels, _ = table3_vae.figure_panels(records, finals)
+  assert panels == [("final", "1%", ("vae", "aavae", "aavae_frozen")),
+                    ("final", "1%", ("svae", "aasvae")),
+                    ("final_accuracy", "1%", ("svae", "aasvae"))]
+  no_semi = {k: v for k, v in records.items() if "svae" not in k}
+  assert [k for k, _, _ in table3_vae.figure_panels(no_semi, finals)[0]] == ["final"]
+  assert table3_vae.plot(tmp_path / "t3.png", records, finals) == "final runs"
+  assert (tmp_path / "t3.png").stat().st_size > 0
+
+
 def test_table3_says_which_runs_the_budget_ended():
   """Per row and validated column: how many runs stopped early and how many had their best
   validation bound at their last evaluation (still improving when the budget ended them)."""
