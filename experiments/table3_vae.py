@@ -655,15 +655,14 @@ def figure_panels(records, finals, selection=()) -> tuple[list, dict]:
   runs by ``(model, column)`` and rate. Kinds: ``'final'`` (validation bound of the final
   runs), ``'final_accuracy'`` (their classifier's validation accuracy: semi-supervised rows,
   right after their bound) and ``'selection'`` (one line per rate or alpha)."""
-  panels = [(c, m) for c in ("1%", "10%") for m in (("vae", "aavae", "aavae_frozen"),
-                                                     ("cvae", "aacvae", "aacvae_frozen"),
-                                                     ("svae", "aasvae"))]
-  panels = [("final", c, ms) for c, ms in panels
-            if any(r.name in records and r.column == c and r.group in ms for r in finals)]
-  # The semi-supervised rows also get their classifier's validation accuracy beside the bound:
-  # the table compares both.
-  panels = [p for panel in panels for p in (
-      [panel, ("final_accuracy",) + panel[1:]] if panel[2][0] == "svae" else [panel])]
+  panels = []
+  for c in ("1%", "10%"):
+    for ms in (("vae", "aavae", "aavae_frozen"), ("cvae", "aacvae", "aacvae_frozen"),
+               ("svae", "aasvae")):
+      if any(r.name in records and r.column == c and r.group in ms for r in finals):
+        panels.append(("final", c, ms))
+        if ms[0] == "svae":  # the table compares the semi-supervised rows on accuracy too
+          panels.append(("final_accuracy", c, ms))
   by_rate = {}  # (model, column) -> {rate: [its finished selection runs]}
   for run in selection:
     if run.name in records:
@@ -730,8 +729,8 @@ def plot(path, records, finals, selection=()) -> str:
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
-  kinds = sorted({k.replace("_accuracy", "") for k, _, _ in panels})
-  return " and ".join({"final": "final runs", "selection": "selection runs"}[k] for k in kinds)
+  drawn = {"final": "final runs", "final_accuracy": "final runs", "selection": "selection runs"}
+  return " and ".join(sorted({drawn[k] for k, _, _ in panels}))
 
 
 if __name__ == "__main__":
