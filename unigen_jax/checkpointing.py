@@ -12,7 +12,9 @@ non-finite values, or whose arrays do not match their stored SHA-256 (a flipped
 bit) is skipped with one line of warning (the details go to the workdir's
 ``log.txt``) and the previous one is used; a writable checkpointer then moves the
 unusable ones to ``corrupt_checkpoints/`` (kept, never deleted). A read-only
-checkpointer (evaluation) changes nothing on disk.
+checkpointer (evaluation) changes nothing on disk. Arrays that do not fit the state
+being restored (another width, another dtype) are found from the checkpoint's
+metadata before any array is read, and the error names the first of them.
 """
 
 from __future__ import annotations
@@ -139,6 +141,12 @@ class Checkpointer:
       if check_meta is not None:
         check_meta(meta)  # another run's checkpoint: an error, never a fallback
       try:
+        misfits = self._misfits(step, abstract_state)
+        if misfits:
+          # Checked before reading: a read that fails on a shape leaves orbax's pending reads
+          # behind, and the misfit named here says more than orbax's error would.
+          raise CheckpointError(f"{len(misfits)} of its arrays do not fit this run's state, "
+                                f"e.g. {misfits[0]}")
         with _quiet_orbax():
           state = self.manager.restore(step, args=ocp.args.Composite(
               state=ocp.args.StandardRestore(abstract_state)))["state"]
@@ -162,11 +170,38 @@ class Checkpointer:
       return step, state, meta
     if steps:
       self._report(failures, None)
-      raise CheckpointError(
-          f"no checkpoint in {self.directory} can be restored ("
-          + "; ".join(f"step {s}: {_one_line(e)}" for s, e in failures)
-          + "). Nothing was changed; move that directory aside to start this run afresh.")
+      reasons = "; ".join(f"step {s}: {_one_line(e)}" for s, e in failures)
+      error = CheckpointError(
+          f"no checkpoint in {self.directory} can be restored ({reasons}). Nothing was changed; "
+          "move that directory aside to start this run afresh.")
+      error.reasons = reasons  # for callers that give their own advice
+      raise error
     return None
+
+  def _misfits(self, step: int, abstract_state: Any) -> list[str]:
+    """The state arrays whose stored shape or dtype differ from ``abstract_state``'s.
+
+    Reads only the checkpoint's tree metadata. Arrays absent from it are listed too; a
+    checkpoint whose metadata cannot be read yields none and is left to the restore to judge.
+    """
+    try:
+      with _quiet_orbax():
+        stored = ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "state")
+      stored = {leaf.name: leaf for leaf in jax.tree.leaves(
+          stored.tree, is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "name"))
+          if hasattr(leaf, "name")}
+    except Exception:  # pylint: disable=broad-except
+      return []
+    names = ocp.tree.get_param_names(abstract_state, include_empty_nodes=False)
+    misfits = []
+    for name, leaf in zip(jax.tree.leaves(names), jax.tree.leaves(abstract_state)):
+      if name not in stored:
+        misfits.append(f"{name}: not in the checkpoint")
+      elif (tuple(stored[name].shape) != tuple(np.shape(leaf))
+            or not _same_dtype(stored[name], leaf)):
+        misfits.append(f"{name}: stored {_shape_dtype(stored[name])}, "
+                       f"expected {_shape_dtype(leaf)}")
+    return misfits
 
   def _report(self, failures, used_step) -> None:
     for step, err in failures:
@@ -223,3 +258,19 @@ def load_latest_state(model, directory, *, warn=None) -> tuple[int, Any]:
   if restored is None:
     raise CheckpointError(f"{directory.resolve()} holds no checkpoint.")
   return restored[0], restored[1]
+
+
+def _same_dtype(stored: Any, leaf: Any) -> bool:
+  """False only for two plain dtypes that differ (key arrays and unknowns: the restore judges)."""
+  try:
+    return np.dtype(stored.dtype) == np.dtype(leaf.dtype)
+  except (TypeError, AttributeError):
+    return True
+
+
+def _shape_dtype(array: Any) -> str:
+  try:
+    dtype = np.dtype(array.dtype).name
+  except (TypeError, AttributeError):
+    dtype = str(getattr(array, "dtype", "?"))
+  return f"{dtype}{list(np.shape(array))}"

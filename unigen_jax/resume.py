@@ -97,7 +97,8 @@ def restore(checkpoints, state, config, model, run_key, workdir, stored, allow_c
     restored = checkpoints.restore(state, check_meta=check_meta)
   except checkpointing.CheckpointError as err:
     if changed:
-      raise config_lib.ConfigError(f"the checkpoints in {workdir} do not fit the changed config ({err}). "
+      raise config_lib.ConfigError(f"the checkpoints in {workdir} do not fit the changed config "
+                        f"({getattr(err, 'reasons', err)}). "
                         "Nothing was changed: config.json and the checkpoints are as they "
                         "were; run the original command to resume, or use another "
                         "--workdir.") from None
