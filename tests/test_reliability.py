@@ -377,3 +377,27 @@ def test_the_final_evaluation_refuses_a_best_of_another_step(idx_data, tmp_path)
   else:
     with pytest.raises(checkpointing.CheckpointError, match="selection chose step 6"):
       train.train_and_evaluate(config, str(run))
+
+
+def test_a_state_of_ones_own_with_a_typed_key_round_trips_and_misfits_are_named(tmp_path):
+  """The Checkpointer takes any pytree: typed PRNG keys (a common field of a user's TrainState)
+  are digested and restored, and a state of other shapes is refused naming the array."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  state = {"key": jax.random.key(7), "w": jnp.arange(6.0).reshape(2, 3),
+           "h": jnp.ones((4,), jnp.bfloat16), "step": jnp.int32(3)}
+  saved = checkpointing.Checkpointer(tmp_path / "checkpoints")
+  saved.save(1, state, {"note": "mine"})
+  step, restored, meta = saved.restore(state)
+  saved.close()
+  assert step == 1 and meta["note"] == "mine"
+  np.testing.assert_array_equal(jax.random.key_data(restored["key"]),
+                                jax.random.key_data(state["key"]))
+  np.testing.assert_array_equal(restored["w"], state["w"])
+  assert meta["state_sha256"] == checkpointing.state_digest(restored)
+  wider = dict(state, w=jnp.zeros((2, 5)))
+  reader = checkpointing.Checkpointer(tmp_path / "checkpoints", read_only=True)
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=r"1 of its arrays do not fit this run's state, e\.g\. w: stored "
+                           r"float32\[2, 3\], expected float32\[2, 5\]"):
+    reader.restore(wider)
+  reader.close()
