@@ -34,14 +34,19 @@ import orbax.checkpoint as ocp
 
 
 class CheckpointError(RuntimeError):
-  """No checkpoint in the workdir could be restored, or it belongs to another run."""
+  """No checkpoint in the workdir could be restored, or it belongs to another run.
+
+  ``reasons``: when no checkpoint could be restored, why not (per step) without the advice,
+  for callers that give their own.
+  """
+  reasons: Optional[str] = None
 
 
 def state_digest(state: Any) -> str:
   """SHA-256 over every array of a pytree (shapes, dtypes and bytes, in tree order)."""
   digest = hashlib.sha256()
   for leaf in jax.tree.leaves(state):
-    if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+    if _is_typed_key(leaf):
       leaf = jax.random.key_data(leaf)  # typed keys do not convert to NumPy
     array = np.asarray(jax.device_get(leaf))
     digest.update(f"{array.dtype.str}{array.shape}".encode())
@@ -155,10 +160,10 @@ class Checkpointer:
         if expected is not None and state_digest(state) != expected:
           raise CheckpointError("its arrays do not match their stored SHA-256 (corrupt data)")
         for leaf in jax.tree.leaves(state):
-          if not jnp.issubdtype(getattr(leaf, "dtype", np.int32), jnp.floating):
+          dtype = getattr(leaf, "dtype", None)
+          if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
             continue  # integers and typed keys are always finite
-          array = np.asarray(leaf)
-          if not np.all(np.isfinite(array)):
+          if not np.all(np.isfinite(np.asarray(leaf))):
             raise CheckpointError("non-finite values")
       except CheckpointError as err:
         failures.append((step, err))
@@ -177,7 +182,7 @@ class Checkpointer:
       error = CheckpointError(
           f"no checkpoint in {self.directory} can be restored ({reasons}). Nothing was changed; "
           "move that directory aside to start this run afresh.")
-      error.reasons = reasons  # for callers that give their own advice
+      error.reasons = reasons
       raise error
     return None
 
@@ -198,7 +203,7 @@ class Checkpointer:
     names = ocp.tree.get_param_names(abstract_state, include_empty_nodes=False)
     misfits = []
     for name, leaf in zip(jax.tree.leaves(names), jax.tree.leaves(abstract_state)):
-      if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+      if _is_typed_key(leaf):
         continue  # typed keys are stored as their key data: another shape, left to the restore
       if name not in stored:
         misfits.append(f"{name}: not in the checkpoint")
@@ -263,6 +268,10 @@ def load_latest_state(model, directory, *, warn=None) -> tuple[int, Any]:
   if restored is None:
     raise CheckpointError(f"{directory.resolve()} holds no checkpoint.")
   return restored[0], restored[1]
+
+
+def _is_typed_key(leaf: Any) -> bool:
+  return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
 
 
 def _same_dtype(stored: Any, leaf: Any) -> bool:

@@ -98,7 +98,7 @@ def restore(checkpoints, state, config, model, run_key, workdir, stored, allow_c
   except checkpointing.CheckpointError as err:
     if changed:
       raise config_lib.ConfigError(f"the checkpoints in {workdir} do not fit the changed config "
-                        f"({getattr(err, 'reasons', err)}). "
+                        f"({err.reasons or err}). "
                         "Nothing was changed: config.json and the checkpoints are as they "
                         "were; run the original command to resume, or use another "
                         "--workdir.") from None
