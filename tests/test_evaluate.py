@@ -134,6 +134,9 @@ def test_likelihood_metrics_of_a_trained_vae(tmp_path):
   assert json.loads((tmp_path / "run" / "eval.json").read_text())["test_elbo"] == ev["test_elbo"]
 
 
+# Slow (~25 s: a training run, then a CLI process): the semi-supervised metrics are evaluated
+# in-process by test_experiments.py's SVAE smoke; the CLI by the other tests here.
+@pytest.mark.slow
 def test_evaluate_cli_on_a_semi_supervised_workdir(tmp_path):
   from tests.test_input_pipeline import make_idx_folder
   (tmp_path / "idx").mkdir()
