@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks import bench
 from unigen_jax import losses
 from unigen_jax import parallel
 from unigen_jax import train_step
@@ -370,21 +371,24 @@ def test_upsample_conv_subpixel_equals_upsample_then_conv():
                  jax.grad(loss(sub))(params), jax.grad(loss(direct))(params))
 
 
+# PyTorch-GAN's DCGAN at 32x32: the settings of the benchmark's peer-matched row (its update
+# order aside), so these tests check the network that row times.
+PYTORCH_GAN_DCGAN = bench.PEER_MATCHED["unigen_gan_dcgan32_pytorchgan_dfirst"][1]
+
+
 def test_pytorch_gan_matched_dcgan_has_the_peer_layer_sizes():
   """PyTorch-GAN's DCGAN at 32x32: D 98,113 parameters (exactly), G 1,049,985 minus the 192
   conv biases that sit right before batch norm."""
-  model = train_step.build("gan", architecture="dcgan_upsample", width=64,
-                           image_shape=(32, 32, 1), bn_epsilon=0.8, dropout=0.25)
+  model = train_step.build("gan", **PYTORCH_GAN_DCGAN)
   shapes = jax.eval_shape(model.init, jax.random.key(0))
   assert model.num_params(shapes) == {"discriminator": 98113, "generator": 1049985 - 192}
   with pytest.raises(ValueError, match="only used by architecture='dcgan_upsample'"):
     train_step.build("gan", dropout=0.25)
 
 
-@pytest.mark.slow  # two width-64 compiles (~12 s); the benchmark's PyTorch-GAN row runs it
+@pytest.mark.slow  # two width-64 compiles (~12 s in the suite); the layer sizes stay default
 def test_pytorch_gan_matched_dcgan_uses_dropout_only_in_training():
-  model = train_step.build("gan", architecture="dcgan_upsample", width=64,
-                           image_shape=(32, 32, 1), bn_epsilon=0.8, dropout=0.25)
+  model = train_step.build("gan", **PYTORCH_GAN_DCGAN)
   x = jax.random.uniform(jax.random.key(1), (4, 32, 32, 1))
   disc = model.modules()["discriminator"]
   variables = disc.init(jax.random.key(0), x, train=False)
@@ -399,8 +403,7 @@ def test_pytorch_gan_matched_dcgan_uses_dropout_only_in_training():
 
 @pytest.mark.slow  # a width-64 step at 32x32: the benchmark's PyTorch-GAN row times it
 def test_pytorch_gan_matched_dcgan_takes_a_finite_step():
-  model = train_step.build("gan", architecture="dcgan_upsample", width=64,
-                           image_shape=(32, 32, 1), bn_epsilon=0.8, dropout=0.25)
+  model = train_step.build("gan", **PYTORCH_GAN_DCGAN)
   batch = {"image": np.asarray(jax.random.uniform(jax.random.key(1), (4, 32, 32, 1)))}
   _, metrics = train_step.make_train_step(model)(model.init(jax.random.key(0)), batch,
                                                  jax.random.key(2))
